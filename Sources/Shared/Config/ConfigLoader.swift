@@ -1,6 +1,144 @@
-// Builds AppConfig from defaults, the YAML file, secrets, environment and --set flags.
+// Builds AppConfig from defaults < YAML file < environment < --set flags, then applies secrets and validates.
+import Configuration
+import Yams
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+/// The effective config plus which keys hold secret material (for redaction).
+public struct LoadedConfig: Sendable {
+    public let config: AppConfig
+    /// Dotted paths whose value came from a secret file or looks like a credential.
+    public let secretPaths: Set<String>
+}
+
 public enum ConfigLoader {
+    /// Environment prefix of librdkafka pass-through properties: KAFKA_PROPERTIES_SESSION_TIMEOUT_MS.
+    static let propertiesEnvPrefix = "KAFKA_PROPERTIES_"
+
     public static func load(options: ConfigOptions) throws -> AppConfig {
-        AppConfig()
+        try loadWithSecrets(options: options, environment: ProcessInfo.processInfo.environment).config
+    }
+
+    /// Loads and validates; throws `ConfigValidationError` listing every bad key with its path.
+    public static func loadWithSecrets(options: ConfigOptions, environment: [String: String]) throws -> LoadedConfig {
+        var issues: [ConfigIssue] = []
+
+        var fileValues: [String: String] = [:]
+        var properties: [String: String] = [:]
+        if let path = options.config {
+            do {
+                let text = try String(contentsOfFile: path, encoding: .utf8)
+                let parsed = try YAMLConfigFile.flatten(text)
+                fileValues = parsed.values
+                properties = parsed.properties
+                issues += parsed.issues
+            } catch let error as YAMLConfigFile.ParseError {
+                issues.append(ConfigIssue(path: path, message: error.message))
+            } catch {
+                issues.append(ConfigIssue(path: path, message: "cannot read config file: \(error)"))
+            }
+        }
+
+        // Environment: each key by swift-configuration's naming (kafka.bootstrapServers → KAFKA_BOOTSTRAP_SERVERS).
+        for (name, value) in environment where name.hasPrefix(propertiesEnvPrefix) {
+            let key = name.dropFirst(propertiesEnvPrefix.count).lowercased().replacingOccurrences(of: "_", with: ".")
+            if !key.isEmpty { properties[key] = value }
+        }
+
+        var setValues: [String: String] = [:]
+        for item in options.overrides {
+            guard let eq = item.firstIndex(of: "="), eq != item.startIndex else {
+                issues.append(ConfigIssue(path: "--set \(item)", message: "expected key=value"))
+                continue
+            }
+            let key = String(item[..<eq])
+            let value = String(item[item.index(after: eq)...])
+            if key.hasPrefix(passThroughMapPath + ".") {
+                properties[String(key.dropFirst(passThroughMapPath.count + 1))] = value
+            } else if configKeyTable.contains(where: { $0.path == key }) {
+                setValues[key] = value
+            } else {
+                issues.append(ConfigIssue(path: key, message: "unknown key (from --set)"))
+            }
+        }
+
+        let reader = ConfigReader(providers: [
+            InMemoryProvider(name: "--set", values: inMemoryValues(setValues)),
+            EnvironmentVariablesProvider(environmentVariables: environment),
+            InMemoryProvider(name: "file", values: inMemoryValues(fileValues)),
+        ])
+
+        let secrets = SecretResolver(directory: options.secrets)
+        var config = AppConfig()
+        var secretPaths: Set<String> = []
+        for binding in configKeyTable {
+            guard let raw = reader.string(forKey: ConfigKey(binding.path)) else { continue }
+            switch secrets.resolve(raw) {
+            case .failure(let error):
+                issues.append(ConfigIssue(path: binding.path, message: error.description))
+            case .success(let resolved):
+                if resolved.usedSecret { secretPaths.insert(binding.path) }
+                if let problem = binding.apply(&config, resolved.value) {
+                    // Never echo a secret's content in an error.
+                    let message = resolved.usedSecret ? "invalid value (from a secret)" : problem
+                    issues.append(ConfigIssue(path: binding.path, message: message))
+                }
+            }
+        }
+        for (key, raw) in properties.sorted(by: { $0.key < $1.key }) {
+            let path = "\(passThroughMapPath).\(key)"
+            switch secrets.resolve(raw) {
+            case .failure(let error):
+                issues.append(ConfigIssue(path: path, message: error.description))
+            case .success(let resolved):
+                config.kafka.properties[key] = resolved.value
+                if resolved.usedSecret || looksLikeCredential(key) { secretPaths.insert(path) }
+            }
+        }
+        if let url = config.schemaRegistry.url, url.contains("@") { secretPaths.insert("schemaRegistry.url") }
+
+        issues += crossFieldIssues(config)
+        guard issues.isEmpty else { throw ConfigValidationError(issues: issues) }
+        return LoadedConfig(config: config, secretPaths: secretPaths)
+    }
+
+    static func looksLikeCredential(_ key: String) -> Bool {
+        let lowered = key.lowercased()
+        return ["password", "secret", "token", "credential", "jaas", ".key.pem", "private"].contains {
+            lowered.contains($0)
+        }
+    }
+
+    private static func inMemoryValues(_ values: [String: String]) -> [AbsoluteConfigKey: ConfigValue] {
+        var result: [AbsoluteConfigKey: ConfigValue] = [:]
+        for (key, value) in values {
+            result[AbsoluteConfigKey(ConfigKey(key))] = ConfigValue(.string(value), isSecret: false)
+        }
+        return result
+    }
+
+    private static func crossFieldIssues(_ config: AppConfig) -> [ConfigIssue] {
+        var issues: [ConfigIssue] = []
+        if config.gateway.port == config.gateway.healthPort {
+            issues.append(ConfigIssue(path: "gateway.healthPort", message: "must differ from gateway.port"))
+        }
+        let prefix = config.gateway.prefix
+        if !prefix.isEmpty && (!prefix.hasPrefix("/") || prefix.hasSuffix("/") || prefix.contains("?")) {
+            issues.append(
+                ConfigIssue(path: "gateway.prefix", message: "must be empty or like /api (leading /, no trailing /)")
+            )
+        }
+        if config.kafka.bootstrapServers.contains(" ") {
+            issues.append(ConfigIssue(path: "kafka.bootstrapServers", message: "comma-separated host:port, no spaces"))
+        }
+        let ids = config.schemaRegistry.staticIds
+        if Set(ids.values).count != ids.count {
+            issues.append(ConfigIssue(path: "schemaRegistry.staticIds", message: "ids must be distinct"))
+        }
+        return issues
     }
 }

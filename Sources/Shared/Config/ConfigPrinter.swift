@@ -1,0 +1,62 @@
+// Renders the effective config as YAML for --print-config and the start-up log, secrets redacted.
+
+public enum ConfigPrinter {
+    public static let redacted = "<redacted>"
+
+    /// YAML of every key (defaults included) in table order; values of secret paths are replaced.
+    public static func yaml(_ loaded: LoadedConfig) -> String {
+        var entries: [(path: String, value: String?)] = configKeyTable.map { ($0.path, $0.render(loaded.config)) }
+        entries += loaded.config.kafka.properties.sorted { $0.key < $1.key }.map {
+            ("\(passThroughMapPath).\($0.key)", $0.value)
+        }
+        var out = ""
+        var openSections: [String] = []
+        for (path, value) in entries {
+            // kafka.properties keys contain dots themselves: split the section part only.
+            let parts: [String]
+            if path.hasPrefix(passThroughMapPath + ".") {
+                parts = passThroughMapPath.split(separator: ".").map(String.init)
+                    + [String(path.dropFirst(passThroughMapPath.count + 1))]
+            } else {
+                parts = path.split(separator: ".").map(String.init)
+            }
+            let sections = Array(parts.dropLast())
+            var common = 0
+            while common < min(sections.count, openSections.count) && sections[common] == openSections[common] {
+                common += 1
+            }
+            for depth in common..<sections.count {
+                out += String(repeating: "  ", count: depth) + sections[depth] + ":\n"
+            }
+            openSections = sections
+            let shown = loaded.secretPaths.contains(path) ? redacted : value.map(quoted) ?? "null"
+            out += String(repeating: "  ", count: sections.count) + "\(quotedKey(parts.last ?? path)): \(shown)\n"
+        }
+        return out
+    }
+
+    private static func quotedKey(_ key: String) -> String {
+        key.contains(":") || key.contains(" ") ? quoted(key) : key
+    }
+
+    /// Double-quoted YAML scalar, so values round-trip as strings whatever they contain.
+    static func quoted(_ value: String) -> String {
+        var out = "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            default:
+                if scalar.value < 0x20 {
+                    out += "\\x" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16)
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+}
