@@ -39,18 +39,22 @@ package struct FrameDecoder: Sendable {
     /// Feeds a chunk and returns the frames it completes.
     package mutating func feed(_ chunk: [UInt8]) throws(SocketProtocolError) -> [SocketFrame] {
         var frames: [SocketFrame] = []
-        try chunk.withUnsafeBytes { (raw) throws(SocketProtocolError) in
-            try feed(raw) { frames.append($0) }
+        var outcome: Result<Void, SocketProtocolError> = .success(())
+        chunk.withUnsafeBytes { raw in
+            outcome = Result { () throws(SocketProtocolError) in try feed(raw) { frames.append($0) } }
         }
+        try outcome.get()
         return frames
     }
 
     /// Feeds a chunk (e.g. the filled part of a read buffer) and returns the frames it completes.
     package mutating func feed(_ chunk: ArraySlice<UInt8>) throws(SocketProtocolError) -> [SocketFrame] {
         var frames: [SocketFrame] = []
-        try chunk.withUnsafeBytes { (raw) throws(SocketProtocolError) in
-            try feed(raw) { frames.append($0) }
+        var outcome: Result<Void, SocketProtocolError> = .success(())
+        chunk.withUnsafeBytes { raw in
+            outcome = Result { () throws(SocketProtocolError) in try feed(raw) { frames.append($0) } }
         }
+        try outcome.get()
         return frames
     }
 
@@ -68,9 +72,7 @@ package struct FrameDecoder: Sendable {
                     return
                 }
                 let length = try checkedLength(chunk, at: i)
-                if available >= prefix + min(available, 6) {
-                    try Self.checkEarlyHeader(chunk, at: i + prefix, available: available - prefix)
-                }
+                try Self.checkEarlyHeader(chunk, at: i + prefix, available: available - prefix)
                 if available >= prefix + length {
                     // Fast path: the whole frame is in this chunk; parse it in place.
                     let body = UnsafeRawBufferPointer(rebasing: chunk[(i + prefix)..<(i + prefix + length)])
@@ -88,9 +90,9 @@ package struct FrameDecoder: Sendable {
                 pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[i..<(i + take)]))
                 i += take
                 guard pending.count == prefix else { return }
-                pendingLength = try pending.withUnsafeBytes { (raw) throws(SocketProtocolError) in
-                    try checkedLength(raw, at: 0)
-                }
+                pendingLength = try pending.withUnsafeBytes { raw in
+                    Result { () throws(SocketProtocolError) in try checkedLength(raw, at: 0) }
+                }.get()
                 pending.reserveCapacity(prefix + pendingLength)
                 continue
             }
@@ -100,15 +102,19 @@ package struct FrameDecoder: Sendable {
             let have = pending.count - prefix
             if have < pendingLength {
                 if have >= 2 {
-                    try pending.withUnsafeBytes { (raw) throws(SocketProtocolError) in
-                        try Self.checkEarlyHeader(raw, at: prefix, available: have)
-                    }
+                    try pending.withUnsafeBytes { raw in
+                        Result { () throws(SocketProtocolError) in
+                            try Self.checkEarlyHeader(raw, at: prefix, available: have)
+                        }
+                    }.get()
                 }
                 return
             }
-            let frame = try pending.withUnsafeBytes { (raw) throws(SocketProtocolError) in
-                try FrameParser.parse(UnsafeRawBufferPointer(rebasing: raw[prefix...]))
-            }
+            let frame = try pending.withUnsafeBytes { raw in
+                Result { () throws(SocketProtocolError) in
+                    try FrameParser.parse(UnsafeRawBufferPointer(rebasing: raw[prefix...]))
+                }
+            }.get()
             if pending.capacity > Self.retainedCapacity {
                 pending = []
             } else {
