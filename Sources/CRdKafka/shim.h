@@ -1,3 +1,26 @@
-// Thin C shim for rdkafka: the one header Swift imports for this library.
+// Thin C shim for rdkafka: the one header Swift imports for this library (plus inline helpers for macros).
 #pragma once
 #include <librdkafka/rdkafka.h>
+
+/* Cast-free constants: the header's macros are casts Swift cannot import. */
+static const int32_t k8s_rdk_partition_ua = RD_KAFKA_PARTITION_UA;
+static const int64_t k8s_rdk_offset_beginning = RD_KAFKA_OFFSET_BEGINNING;
+static const int64_t k8s_rdk_offset_end = RD_KAFKA_OFFSET_END;
+static const int64_t k8s_rdk_offset_stored = RD_KAFKA_OFFSET_STORED;
+static const int64_t k8s_rdk_offset_invalid = RD_KAFKA_OFFSET_INVALID;
+
+/* rd_kafka_producev is variadic: one non-variadic entry point. `headers` (may be NULL) is owned by
+   librdkafka on success and must be destroyed by the caller on failure. Copies key and value. */
+static inline rd_kafka_resp_err_t k8s_rdk_produce(rd_kafka_t *rk, const char *topic, int32_t partition,
+                                                 const void *key, size_t keylen, const void *value,
+                                                 size_t vallen, rd_kafka_headers_t *headers, void *opaque) {
+    if (headers) {
+        return rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, keylen),
+                                 RD_KAFKA_V_VALUE(value, vallen), RD_KAFKA_V_HEADERS(headers),
+                                 RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+    }
+    return rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, keylen),
+                             RD_KAFKA_V_VALUE(value, vallen), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+}

@@ -1,0 +1,292 @@
+// librdkafka consumer: group membership with cooperative-sticky rebalancing, or manual assignment (restore).
+import CRdKafka
+package import Logging
+
+/// Told about assignment changes; called on the polling thread from inside `poll`.
+package protocol RebalanceListener: AnyObject {
+    /// Partitions were added to the assignment (already assigned when this is called).
+    func partitionsAssigned(_ partitions: [TopicPartition])
+    /// Partitions are about to leave the assignment; `lost` means another member may already own them
+    /// (do not commit). They are unassigned after this returns.
+    func partitionsRevoked(_ partitions: [TopicPartition], lost: Bool)
+}
+
+/// Per-partition consumer statistics from librdkafka's statistics callback.
+package struct ConsumerPartitionStats: Sendable {
+    package var topic: String
+    package var partition: Int32
+    package var lag: Int64
+}
+
+/// State reachable from librdkafka's C callbacks through the client's opaque pointer.
+private final class ConsumerCallbacks {
+    weak var listener: (any RebalanceListener)?
+    var onStats: ((_ partitions: [ConsumerPartitionStats]) -> Void)?
+    var logger: Logger
+    init(logger: Logger) { self.logger = logger }
+}
+
+/// A librdkafka consumer. Bound to one thread: every method (poll above all) must be called from the
+/// thread that polls it, except `wakeUp`-free `close` at the end on that same thread.
+package final class KafkaConsumer {
+    private let rk: OpaquePointer
+    private let callbacks: ConsumerCallbacks
+    private var topicNames: [OpaquePointer: String] = [:]
+    private var closed = false
+    private let logger: Logger
+
+    /// - Parameters:
+    ///   - properties: librdkafka properties (bootstrap.servers, group.id, kafka.properties, ...).
+    ///   - listener: rebalance listener for group consumers (nil for manually assigned consumers).
+    ///   - onStats: receives per-partition lag when `statistics.interval.ms` is set.
+    package init(
+        properties: [String: String], listener: (any RebalanceListener)? = nil,
+        onStats: ((_ partitions: [ConsumerPartitionStats]) -> Void)? = nil, logger: Logger
+    ) throws(KafkaError) {
+        self.logger = logger
+        let conf = try KafkaConf(properties)
+        let callbacks = ConsumerCallbacks(logger: logger)
+        callbacks.listener = listener
+        callbacks.onStats = onStats
+        self.callbacks = callbacks
+        guard let handle = conf.handle else { throw KafkaError(config: "no configuration") }
+        rd_kafka_conf_set_opaque(handle, Unmanaged.passUnretained(callbacks).toOpaque())
+        if listener != nil {
+            rd_kafka_conf_set_rebalance_cb(handle, consumerRebalanceCallback)
+        }
+        if onStats != nil {
+            rd_kafka_conf_set_stats_cb(handle, consumerStatsCallback)
+        }
+        rk = try conf.makeClient(RD_KAFKA_CONSUMER)
+        // Serve all events (rebalances, errors) from the consumer queue polled by `poll`.
+        rd_kafka_poll_set_consumer(rk)
+    }
+
+    deinit {
+        if !closed { rd_kafka_consumer_close(rk) }
+        rd_kafka_destroy(rk)
+    }
+
+    /// The underlying handle, for the transactional producer's send_offsets_to_transaction (this folder).
+    var handle: OpaquePointer { rk }
+
+    package func subscribe(_ topics: [String]) throws(KafkaError) {
+        guard let list = rd_kafka_topic_partition_list_new(Int32(topics.count)) else {
+            throw KafkaError(config: "out of memory")
+        }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for topic in topics { rd_kafka_topic_partition_list_add(list, topic, k8s_rdk_partition_ua) }
+        let err = rd_kafka_subscribe(rk, list)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(code: err, operation: "subscribe") }
+    }
+
+    /// Manual assignment (no group), starting at the given offsets.
+    package func assign(_ offsets: [TopicPartition: Int64]) throws(KafkaError) {
+        let list = PartitionList.make(offsets)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        if let error = rd_kafka_incremental_assign(rk, list) {
+            throw KafkaError(consuming: error, operation: "incremental_assign")
+        }
+    }
+
+    /// Removes partitions from a manual assignment.
+    package func unassign(_ partitions: [TopicPartition]) throws(KafkaError) {
+        let list = PartitionList.make(partitions)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        if let error = rd_kafka_incremental_unassign(rk, list) {
+            throw KafkaError(consuming: error, operation: "incremental_unassign")
+        }
+    }
+
+    /// Polls one event; nil on timeout. Rebalance callbacks run inside this call.
+    package func poll(timeoutMs: Int32, headers: Bool = false) -> ConsumerEvent? {
+        guard let message = rd_kafka_consumer_poll(rk, timeoutMs) else { return nil }
+        defer { rd_kafka_message_destroy(message) }
+        let m = message.pointee
+        let topic = topicName(m.rkt)
+        if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
+            return .partitionEOF(TopicPartition(topic, m.partition), offset: m.offset)
+        }
+        if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            var kind = KafkaError.Kind.other
+            if m.err == RD_KAFKA_RESP_ERR__FATAL { kind = .fatal }
+            var error = KafkaError(code: m.err, operation: "consume \(topic)[\(m.partition)]", kind: kind)
+            if let payload = m.payload, m.len > 0 {
+                error.message = String(
+                    decoding: UnsafeRawBufferPointer(start: payload, count: m.len), as: UTF8.self)
+            }
+            return .error(error)
+        }
+        let key: [UInt8]? = m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) }
+        let value: [UInt8]? = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) }
+        var record = KafkaRecord(topic: topic, partition: m.partition, offset: m.offset, key: key, value: value)
+        if headers { record.headers = Self.readHeaders(message) }
+        return .record(record)
+    }
+
+    private static func readHeaders(_ message: UnsafeMutablePointer<rd_kafka_message_t>) -> [KafkaHeader] {
+        var hdrs: OpaquePointer?
+        guard rd_kafka_message_headers(message, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs else { return [] }
+        var out: [KafkaHeader] = []
+        var index = 0
+        while true {
+            var name: UnsafePointer<CChar>?
+            var value: UnsafeRawPointer?
+            var size = 0
+            if rd_kafka_header_get_all(hdrs, index, &name, &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR { break }
+            let bytes = value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
+            out.append(KafkaHeader(name.map { String(cString: $0) } ?? "", bytes))
+            index += 1
+        }
+        return out
+    }
+
+    private func topicName(_ rkt: OpaquePointer?) -> String {
+        guard let rkt else { return "" }
+        if let name = topicNames[rkt] { return name }
+        let name = String(cString: rd_kafka_topic_name(rkt))
+        topicNames[rkt] = name
+        return name
+    }
+
+    /// Synchronous commit of the given next-offsets (at_least_once).
+    package func commit(_ offsets: [TopicPartition: Int64]) throws(KafkaError) {
+        guard !offsets.isEmpty else { return }
+        let list = PartitionList.make(offsets)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let err = rd_kafka_commit(rk, list, 0)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw KafkaError(code: err, operation: "commit", kind: err == RD_KAFKA_RESP_ERR__FATAL ? .fatal : .other)
+        }
+    }
+
+    /// The group's committed next-offsets (nil entries are mapped to `k8s_rdk_offset_invalid`).
+    package func committed(_ partitions: [TopicPartition], timeoutMs: Int32 = 10_000) throws(KafkaError)
+        -> [TopicPartition: Int64]
+    {
+        guard !partitions.isEmpty else { return [:] }
+        let list = PartitionList.make(partitions)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let err = rd_kafka_committed(rk, list, timeoutMs)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(code: err, operation: "committed") }
+        var out: [TopicPartition: Int64] = [:]
+        for (tp, offset, _) in PartitionList.read(list) { out[tp] = offset }
+        return out
+    }
+
+    /// Moves the fetch positions (rewind after an aborted transaction).
+    package func seek(_ offsets: [TopicPartition: Int64], timeoutMs: Int32 = 10_000) throws(KafkaError) {
+        guard !offsets.isEmpty else { return }
+        let list = PartitionList.make(offsets)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        if let error = rd_kafka_seek_partitions(rk, list, timeoutMs) {
+            throw KafkaError(consuming: error, operation: "seek_partitions")
+        }
+        for (tp, _, err) in PartitionList.read(list) where err != 0 {
+            throw KafkaError(code: rd_kafka_resp_err_t(err), operation: "seek \(tp)")
+        }
+    }
+
+    package func pause(_ partitions: [TopicPartition]) {
+        guard !partitions.isEmpty else { return }
+        let list = PartitionList.make(partitions)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        _ = rd_kafka_pause_partitions(rk, list)
+    }
+
+    package func resume(_ partitions: [TopicPartition]) {
+        guard !partitions.isEmpty else { return }
+        let list = PartitionList.make(partitions)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        _ = rd_kafka_resume_partitions(rk, list)
+    }
+
+    /// Cached low/high watermarks from fetch responses (no broker round trip; ListOffsets is broken on tansu).
+    package func cachedWatermarks(_ tp: TopicPartition) -> (low: Int64, high: Int64)? {
+        var low: Int64 = 0
+        var high: Int64 = 0
+        let err = rd_kafka_get_watermark_offsets(rk, tp.topic, tp.partition, &low, &high)
+        return err == RD_KAFKA_RESP_ERR_NO_ERROR ? (low, high) : nil
+    }
+
+    /// The current assignment.
+    package func assignment() -> [TopicPartition] {
+        var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+        guard rd_kafka_assignment(rk, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return [] }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        return PartitionList.read(list).map(\.0)
+    }
+
+    /// The group member id (empty before the first join).
+    package var memberId: String {
+        guard let id = rd_kafka_memberid(rk) else { return "" }
+        defer { rd_kafka_mem_free(rk, id) }
+        return String(cString: id)
+    }
+
+    /// The fatal error raised on this client, if any.
+    package var fatalError: KafkaError? {
+        var errstr = [CChar](repeating: 0, count: 512)
+        let err = rd_kafka_fatal_error(rk, &errstr, errstr.count)
+        guard err != RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
+        return KafkaError(code: err.rawValue, name: "fatal", message: cText(errstr), kind: .fatal, operation: "consumer")
+    }
+
+    /// Leaves the group (revoke callbacks run inside) and stops fetching. Idempotent.
+    package func close() {
+        guard !closed else { return }
+        closed = true
+        let err = rd_kafka_consumer_close(rk)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            logger.warning("consumer close failed", metadata: ["error": "\(KafkaError(code: err, operation: "close"))"])
+        }
+    }
+}
+
+private func consumerRebalanceCallback(
+    rk: OpaquePointer?, err: rd_kafka_resp_err_t, partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?,
+    opaque: UnsafeMutableRawPointer?
+) {
+    guard let rk, let partitions, let opaque else { return }
+    let callbacks = Unmanaged<ConsumerCallbacks>.fromOpaque(opaque).takeUnretainedValue()
+    let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
+    let tps = PartitionList.read(partitions).map(\.0)
+    switch err {
+    case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+        if cooperative {
+            if let error = rd_kafka_incremental_assign(rk, partitions) {
+                callbacks.logger.error(
+                    "incremental assign failed",
+                    metadata: ["error": "\(KafkaError(consuming: error, operation: "incremental_assign"))"])
+            }
+        } else {
+            _ = rd_kafka_assign(rk, partitions)
+        }
+        callbacks.listener?.partitionsAssigned(tps)
+    case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+        let lost = rd_kafka_assignment_lost(rk) != 0
+        callbacks.listener?.partitionsRevoked(tps, lost: lost)
+        if cooperative {
+            if let error = rd_kafka_incremental_unassign(rk, partitions) {
+                callbacks.logger.error(
+                    "incremental unassign failed",
+                    metadata: ["error": "\(KafkaError(consuming: error, operation: "incremental_unassign"))"])
+            }
+        } else {
+            _ = rd_kafka_assign(rk, nil)
+        }
+    default:
+        callbacks.logger.error("rebalance error", metadata: ["error": "\(KafkaError(code: err, operation: "rebalance"))"])
+        _ = rd_kafka_assign(rk, nil)
+    }
+}
+
+private func consumerStatsCallback(
+    rk: OpaquePointer?, json: UnsafeMutablePointer<CChar>?, length: Int, opaque: UnsafeMutableRawPointer?
+) -> Int32 {
+    guard let json, let opaque else { return 0 }
+    let callbacks = Unmanaged<ConsumerCallbacks>.fromOpaque(opaque).takeUnretainedValue()
+    let bytes = UnsafeRawBufferPointer(start: json, count: length)
+    callbacks.onStats?(KafkaStatistics.partitionLags(Array(bytes)))
+    return 0
+}

@@ -1,0 +1,183 @@
+// librdkafka producer: plain/idempotent (generator, publish, at_least_once) or transactional (exactly_once_v2).
+import CRdKafka
+import Logging
+
+/// The outcome of one produced record, from librdkafka's delivery-report callback.
+package struct DeliveryReport: Sendable {
+    /// nil when delivered.
+    package var error: KafkaError?
+    package var topic: String
+    package var partition: Int32
+    package var offset: Int64
+    /// The `tag` given to `produce`.
+    package var tag: UInt
+}
+
+/// State reachable from librdkafka's C callbacks through the client's opaque pointer.
+private final class ProducerCallbacks {
+    let onDelivery: (DeliveryReport) -> Void
+    /// Topic names by handle; touched only by the polling thread.
+    var topicNames: [OpaquePointer: String] = [:]
+    init(onDelivery: @escaping (DeliveryReport) -> Void) { self.onDelivery = onDelivery }
+}
+
+/// A librdkafka producer. `produce` is thread-safe; delivery reports run inside `poll`/`flush`/commit on the
+/// calling thread. Transactional calls belong to one thread (the stream thread).
+package final class KafkaProducer: @unchecked Sendable {
+    private let rk: OpaquePointer
+    private let callbacks: ProducerCallbacks
+    package let transactional: Bool
+
+    /// - Parameter onDelivery: called for every record, on the thread that polls this producer.
+    package init(properties: [String: String], onDelivery: @escaping (DeliveryReport) -> Void) throws(KafkaError) {
+        let conf = try KafkaConf(properties)
+        transactional = properties["transactional.id"] != nil
+        callbacks = ProducerCallbacks(onDelivery: onDelivery)
+        guard let handle = conf.handle else { throw KafkaError(config: "no configuration") }
+        rd_kafka_conf_set_opaque(handle, Unmanaged.passUnretained(callbacks).toOpaque())
+        rd_kafka_conf_set_dr_msg_cb(handle, producerDeliveryCallback)
+        rk = try conf.makeClient(RD_KAFKA_PRODUCER)
+    }
+
+    deinit {
+        rd_kafka_flush(rk, 5_000)
+        rd_kafka_destroy(rk)
+    }
+
+    /// Enqueues one record (copied). `partition` nil uses the configured partitioner (murmur2_random).
+    /// Retries on a full local queue by polling, so back-pressure never drops a record.
+    package func produce(
+        topic: String, partition: Int32? = nil, key: [UInt8]?, value: [UInt8]?, headers: [KafkaHeader] = [],
+        tag: UInt = 0
+    ) throws(KafkaError) {
+        while true {
+            let err = produceOnce(topic: topic, partition: partition, key: key, value: value, headers: headers, tag: tag)
+            if err == RD_KAFKA_RESP_ERR_NO_ERROR { return }
+            if err == RD_KAFKA_RESP_ERR__QUEUE_FULL {
+                rd_kafka_poll(rk, 10)
+                continue
+            }
+            var kind = KafkaError.Kind.other
+            if err == RD_KAFKA_RESP_ERR__FATAL {
+                kind = .fatal
+            } else if err == RD_KAFKA_RESP_ERR__STATE || err == RD_KAFKA_RESP_ERR__FENCED {
+                kind = .abortable
+            }
+            throw KafkaError(code: err, operation: "produce \(topic)", kind: kind)
+        }
+    }
+
+    private func produceOnce(
+        topic: String, partition: Int32?, key: [UInt8]?, value: [UInt8]?, headers: [KafkaHeader], tag: UInt
+    ) -> rd_kafka_resp_err_t {
+        var hdrs: OpaquePointer?
+        if !headers.isEmpty {
+            hdrs = rd_kafka_headers_new(headers.count)
+            for h in headers {
+                h.value.withUnsafeBytes { v in
+                    _ = rd_kafka_header_add(hdrs, h.name, -1, v.baseAddress, v.count)
+                }
+            }
+        }
+        let opaque = UnsafeMutableRawPointer(bitPattern: tag)
+        let err = withOptionalBytes(key) { k, klen in
+            withOptionalBytes(value) { v, vlen in
+                k8s_rdk_produce(rk, topic, partition ?? k8s_rdk_partition_ua, k, klen, v, vlen, hdrs, opaque)
+            }
+        }
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs { rd_kafka_headers_destroy(hdrs) }
+        return err
+    }
+
+    /// Serves delivery reports.
+    @discardableResult
+    package func poll(timeoutMs: Int32 = 0) -> Int32 { rd_kafka_poll(rk, timeoutMs) }
+
+    /// Waits until every enqueued record is acknowledged (delivery reports run inside).
+    package func flush(timeoutMs: Int32) throws(KafkaError) {
+        let err = rd_kafka_flush(rk, timeoutMs)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(code: err, operation: "flush", kind: .retriable) }
+    }
+
+    /// Records not yet acknowledged.
+    package var outstanding: Int32 { rd_kafka_outq_len(rk) }
+
+    // MARK: transactions (exactly_once_v2)
+
+    package func initTransactions(timeoutMs: Int32) throws(KafkaError) {
+        if let error = rd_kafka_init_transactions(rk, timeoutMs) {
+            throw KafkaError(consuming: error, operation: "init_transactions")
+        }
+    }
+
+    package func beginTransaction() throws(KafkaError) {
+        if let error = rd_kafka_begin_transaction(rk) {
+            throw KafkaError(consuming: error, operation: "begin_transaction")
+        }
+    }
+
+    /// Adds the consumer's next-offsets to the transaction (with the group metadata, so zombies are fenced).
+    package func sendOffsetsToTransaction(
+        _ offsets: [TopicPartition: Int64], consumer: KafkaConsumer, timeoutMs: Int32
+    ) throws(KafkaError) {
+        guard !offsets.isEmpty else { return }
+        guard let metadata = rd_kafka_consumer_group_metadata(consumer.handle) else {
+            throw KafkaError(config: "consumer has no group metadata")
+        }
+        defer { rd_kafka_consumer_group_metadata_destroy(metadata) }
+        let list = PartitionList.make(offsets)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        if let error = rd_kafka_send_offsets_to_transaction(rk, list, metadata, timeoutMs) {
+            throw KafkaError(consuming: error, operation: "send_offsets_to_transaction")
+        }
+    }
+
+    /// Flushes and commits; delivery reports of the transaction's records run inside.
+    package func commitTransaction(timeoutMs: Int32) throws(KafkaError) {
+        if let error = rd_kafka_commit_transaction(rk, timeoutMs) {
+            throw KafkaError(consuming: error, operation: "commit_transaction")
+        }
+    }
+
+    package func abortTransaction(timeoutMs: Int32) throws(KafkaError) {
+        if let error = rd_kafka_abort_transaction(rk, timeoutMs) {
+            throw KafkaError(consuming: error, operation: "abort_transaction")
+        }
+    }
+
+    /// The fatal error raised on this client, if any.
+    package var fatalError: KafkaError? {
+        var errstr = [CChar](repeating: 0, count: 512)
+        let err = rd_kafka_fatal_error(rk, &errstr, errstr.count)
+        guard err != RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
+        return KafkaError(code: err.rawValue, name: "fatal", message: cText(errstr), kind: .fatal, operation: "producer")
+    }
+}
+
+private func withOptionalBytes<R>(_ bytes: [UInt8]?, _ body: (UnsafeRawPointer?, Int) -> R) -> R {
+    guard let bytes else { return body(nil, 0) }
+    return bytes.withUnsafeBytes { body($0.baseAddress, $0.count) }
+}
+
+private func producerDeliveryCallback(
+    rk: OpaquePointer?, message: UnsafePointer<rd_kafka_message_t>?, opaque: UnsafeMutableRawPointer?
+) {
+    guard let message, let opaque else { return }
+    let callbacks = Unmanaged<ProducerCallbacks>.fromOpaque(opaque).takeUnretainedValue()
+    let m = message.pointee
+    var topic = ""
+    if let rkt = m.rkt {
+        if let name = callbacks.topicNames[rkt] {
+            topic = name
+        } else {
+            topic = String(cString: rd_kafka_topic_name(rkt))
+            callbacks.topicNames[rkt] = topic
+        }
+    }
+    var error: KafkaError?
+    if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+        error = KafkaError(code: m.err, operation: "deliver \(topic)[\(m.partition)]")
+    }
+    let tag = UInt(bitPattern: m._private)
+    callbacks.onDelivery(DeliveryReport(error: error, topic: topic, partition: m.partition, offset: m.offset, tag: tag))
+}

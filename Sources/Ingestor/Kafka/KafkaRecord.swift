@@ -1,0 +1,48 @@
+// A consumed Kafka record copied out of librdkafka, and the header type shared by consumer and producer.
+
+/// One record header.
+package struct KafkaHeader: Sendable, Equatable {
+    package var name: String
+    package var value: [UInt8]
+    package init(_ name: String, _ value: [UInt8]) {
+        self.name = name
+        self.value = value
+    }
+    package init(_ name: String, _ text: String) {
+        self.init(name, Array(text.utf8))
+    }
+}
+
+/// A record as the runtime sees it: Swift-owned copies of key, value and (when asked) headers.
+package struct KafkaRecord: Sendable {
+    package var topic: String
+    package var partition: Int32
+    package var offset: Int64
+    package var key: [UInt8]?
+    package var value: [UInt8]?
+    package var headers: [KafkaHeader]
+
+    package init(
+        topic: String, partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8]?, headers: [KafkaHeader] = []
+    ) {
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.key = key
+        self.value = value
+        self.headers = headers
+    }
+
+    /// The last header of that name, if any.
+    package func header(_ name: String) -> [UInt8]? {
+        headers.last { $0.name == name }?.value
+    }
+}
+
+/// What one consumer poll returns.
+package enum ConsumerEvent: Sendable {
+    case record(KafkaRecord)
+    /// The consumer reached the end of a partition; `offset` is the next offset (the high watermark).
+    case partitionEOF(TopicPartition, offset: Int64)
+    case error(KafkaError)
+}

@@ -1,0 +1,31 @@
+// Decodes the parts of librdkafka's statistics JSON the ingestor exports (consumer lag per partition).
+import FoundationEssentials
+
+enum KafkaStatistics {
+    private struct Stats: Decodable {
+        var topics: [String: Topic]?
+    }
+    private struct Topic: Decodable {
+        var partitions: [String: Partition]?
+    }
+    private struct Partition: Decodable {
+        var partition: Int32?
+        var consumer_lag: Int64?
+        var fetch_state: String?
+    }
+
+    /// Consumer lag of every assigned partition (librdkafka reports -1 for unknown; those are left out).
+    static func partitionLags(_ json: [UInt8]) -> [ConsumerPartitionStats] {
+        guard let stats = try? JSONDecoder().decode(Stats.self, from: Data(json)) else { return [] }
+        var out: [ConsumerPartitionStats] = []
+        for (topic, t) in stats.topics ?? [:] {
+            for (_, p) in t.partitions ?? [:] {
+                guard let partition = p.partition, partition >= 0, let lag = p.consumer_lag, lag >= 0,
+                    p.fetch_state != "none"
+                else { continue }
+                out.append(ConsumerPartitionStats(topic: topic, partition: partition, lag: lag))
+            }
+        }
+        return out
+    }
+}

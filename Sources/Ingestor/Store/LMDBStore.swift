@@ -1,0 +1,281 @@
+// One LMDB environment per store: a named database per partition plus checkpoints, written in one txn.
+import CLMDB
+import FoundationEssentials
+import Synchronization
+
+/// The local store of one aggregate type (chaser or billing) under `<stateDir>/<name>`.
+///
+/// Threading: `write`, `wipe`, `writerGet` and `sync` belong to the stream thread (the single writer).
+/// `get`, `keys`, `count`, `checkpoint` may be called from any thread: they use their own read-only
+/// transactions (MDB_NOTLS), so queries never block the writer and never see uncommitted data.
+package final class LMDBStore: @unchecked Sendable {
+    package let name: String
+    package let directory: String
+    private let env: OpaquePointer
+    private let metaDbi: MDB_dbi
+    /// Partition databases opened so far (handles are shared by all transactions once committed).
+    private let dbis = Mutex<[Int32: MDB_dbi]>([:])
+    /// The writer's reusable read transaction (stream thread only), reset after every write.
+    private var writerTxn: OpaquePointer?
+    private var writerTxnActive = false
+
+    /// - Parameters:
+    ///   - mapSize: the maximum size of the store (virtual address space, not memory).
+    package init(directory: String, name: String, mapSize: Int = 4 << 30, maxPartitions: Int = 1024) throws(StoreError) {
+        self.name = name
+        self.directory = directory
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw StoreError(store: name, operation: "mkdir \(directory)", code: -1, message: "\(error)")
+        }
+        var envp: OpaquePointer?
+        try Self.check(mdb_env_create(&envp), name, "env_create")
+        guard let env = envp else { throw StoreError(store: name, operation: "env_create", code: -1, message: "nil") }
+        self.env = env
+        do {
+            try Self.check(mdb_env_set_maxdbs(env, MDB_dbi(maxPartitions + 1)), name, "set_maxdbs")
+            try Self.check(mdb_env_set_mapsize(env, mapSize), name, "set_mapsize")
+            try Self.check(mdb_env_set_maxreaders(env, 512), name, "set_maxreaders")
+            // NOSYNC: a process crash loses nothing (page cache); an OS crash may lose the last commits, which
+            // the changelog replay restores. NOTLS: read transactions are not bound to threads.
+            let flags = UInt32(MDB_NOTLS | MDB_NOSYNC)
+            try Self.check(mdb_env_open(env, directory, flags, 0o640), name, "env_open \(directory)")
+            var txn: OpaquePointer?
+            try Self.check(mdb_txn_begin(env, nil, 0, &txn), name, "txn_begin")
+            var dbi: MDB_dbi = 0
+            let rc = mdb_dbi_open(txn, "meta", UInt32(MDB_CREATE), &dbi)
+            if rc != 0 {
+                mdb_txn_abort(txn)
+                try Self.check(rc, name, "dbi_open meta")
+            }
+            try Self.check(mdb_txn_commit(txn), name, "txn_commit")
+            metaDbi = dbi
+        } catch {
+            mdb_env_close(env)
+            throw error
+        }
+        try openExistingPartitions()
+    }
+
+    deinit {
+        if let writerTxn { mdb_txn_abort(writerTxn) }
+        mdb_env_sync(env, 1)
+        mdb_env_close(env)
+    }
+
+    private static func check(_ rc: Int32, _ store: String, _ operation: String) throws(StoreError) {
+        guard rc != 0 else { return }
+        let message = mdb_strerror(rc).map { String(cString: $0) } ?? "unknown"
+        throw StoreError(store: store, operation: operation, code: rc, message: message)
+    }
+
+    private static func dbiName(_ partition: Int32) -> String { "p\(partition)" }
+
+    /// Opens the partition databases already on disk (from their checkpoints).
+    private func openExistingPartitions() throws(StoreError) {
+        var txn: OpaquePointer?
+        try Self.check(mdb_txn_begin(env, nil, 0, &txn), name, "txn_begin")
+        var opened: [Int32: MDB_dbi] = [:]
+        for partition in Int32(0)..<1024 {
+            var dbi: MDB_dbi = 0
+            let rc = mdb_dbi_open(txn, Self.dbiName(partition), 0, &dbi)
+            if rc == MDB_NOTFOUND { continue }
+            if rc != 0 {
+                mdb_txn_abort(txn)
+                try Self.check(rc, name, "dbi_open \(Self.dbiName(partition))")
+            }
+            opened[partition] = dbi
+        }
+        try Self.check(mdb_txn_commit(txn), name, "txn_commit")
+        dbis.withLock { $0 = opened }
+    }
+
+    // MARK: writer (stream thread)
+
+    /// Writes values and checkpoints atomically.
+    package func write(_ batch: StoreWriteBatch) throws(StoreError) {
+        guard !batch.isEmpty else { return }
+        endWriterReads()
+        var txnp: OpaquePointer?
+        try Self.check(mdb_txn_begin(env, nil, 0, &txnp), name, "txn_begin")
+        guard let txn = txnp else { return }
+        var newDbis: [Int32: MDB_dbi] = [:]
+        do {
+            for (partition, entries) in batch.puts {
+                let dbi = try writerDbi(txn, partition, &newDbis)
+                for (key, value) in entries {
+                    try put(txn, dbi, key, value, "put p\(partition)")
+                }
+            }
+            for (partition, checkpoint) in batch.checkpoints {
+                _ = try writerDbi(txn, partition, &newDbis)
+                try put(txn, metaDbi, Self.checkpointKey(partition), checkpoint.bytes, "put checkpoint p\(partition)")
+            }
+        } catch {
+            mdb_txn_abort(txn)
+            throw error
+        }
+        try Self.check(mdb_txn_commit(txn), name, "txn_commit")
+        if !newDbis.isEmpty {
+            dbis.withLock { $0.merge(newDbis) { a, _ in a } }
+        }
+    }
+
+    private func writerDbi(_ txn: OpaquePointer, _ partition: Int32, _ newDbis: inout [Int32: MDB_dbi])
+        throws(StoreError) -> MDB_dbi
+    {
+        if let dbi = dbis.withLock({ $0[partition] }) ?? newDbis[partition] { return dbi }
+        var dbi: MDB_dbi = 0
+        try Self.check(mdb_dbi_open(txn, Self.dbiName(partition), UInt32(MDB_CREATE), &dbi), name, "dbi_open")
+        newDbis[partition] = dbi
+        return dbi
+    }
+
+    private func put(_ txn: OpaquePointer, _ dbi: MDB_dbi, _ key: [UInt8], _ value: [UInt8], _ op: String)
+        throws(StoreError)
+    {
+        var rc: Int32 = 0
+        key.withUnsafeBytes { k in
+            value.withUnsafeBytes { v in
+                var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
+                var mv = MDB_val(mv_size: v.count, mv_data: UnsafeMutableRawPointer(mutating: v.baseAddress))
+                rc = mdb_put(txn, dbi, &mk, &mv, 0)
+            }
+        }
+        try Self.check(rc, name, op)
+    }
+
+    private static func checkpointKey(_ partition: Int32) -> [UInt8] { Array("cp/\(partition)".utf8) }
+
+    /// Empties a partition and removes its checkpoint (full restore follows).
+    package func wipe(partition: Int32) throws(StoreError) {
+        endWriterReads()
+        var txnp: OpaquePointer?
+        try Self.check(mdb_txn_begin(env, nil, 0, &txnp), name, "txn_begin")
+        guard let txn = txnp else { return }
+        if let dbi = dbis.withLock({ $0[partition] }) {
+            let rc = mdb_drop(txn, dbi, 0)
+            if rc != 0 {
+                mdb_txn_abort(txn)
+                try Self.check(rc, name, "drop p\(partition)")
+            }
+        }
+        var key = Self.checkpointKey(partition)
+        let rc = key.withUnsafeMutableBytes { k -> Int32 in
+            var mk = MDB_val(mv_size: k.count, mv_data: k.baseAddress)
+            return mdb_del(txn, metaDbi, &mk, nil)
+        }
+        if rc != 0 && rc != MDB_NOTFOUND {
+            mdb_txn_abort(txn)
+            try Self.check(rc, name, "del checkpoint p\(partition)")
+        }
+        try Self.check(mdb_txn_commit(txn), name, "txn_commit")
+    }
+
+    /// Reads the committed value of a key on the writer's reusable snapshot (stream thread only).
+    /// The snapshot is refreshed by the next `write`.
+    package func writerGet<R>(partition: Int32, key: [UInt8], _ body: (UnsafeRawBufferPointer) -> R) -> R? {
+        guard let dbi = dbis.withLock({ $0[partition] }) else { return nil }
+        if !writerTxnActive {
+            if let txn = writerTxn {
+                guard mdb_txn_renew(txn) == 0 else { return nil }
+            } else {
+                var txn: OpaquePointer?
+                guard mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &txn) == 0 else { return nil }
+                writerTxn = txn
+            }
+            writerTxnActive = true
+        }
+        return Self.get(writerTxn, dbi, key, body)
+    }
+
+    private func endWriterReads() {
+        if writerTxnActive, let txn = writerTxn {
+            mdb_txn_reset(txn)
+            writerTxnActive = false
+        }
+    }
+
+    /// Flushes the store to disk (shutdown, periodically).
+    package func sync() {
+        mdb_env_sync(env, 1)
+    }
+
+    // MARK: readers (any thread)
+
+    private static func get<R>(
+        _ txn: OpaquePointer?, _ dbi: MDB_dbi, _ key: [UInt8], _ body: (UnsafeRawBufferPointer) -> R
+    ) -> R? {
+        var key = key
+        return key.withUnsafeMutableBytes { k -> R? in
+            var mk = MDB_val(mv_size: k.count, mv_data: k.baseAddress)
+            var mv = MDB_val()
+            guard mdb_get(txn, dbi, &mk, &mv) == 0 else { return nil }
+            return body(UnsafeRawBufferPointer(start: mv.mv_data, count: mv.mv_size))
+        }
+    }
+
+    /// Runs `body` inside a read-only transaction (any thread). Returns nil if LMDB refuses one.
+    private func withReadTxn<R>(_ body: (OpaquePointer) -> R?) -> R? {
+        var txn: OpaquePointer?
+        guard mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &txn) == 0, let txn else { return nil }
+        defer { mdb_txn_abort(txn) }
+        return body(txn)
+    }
+
+    /// The committed value of a key.
+    package func get(partition: Int32, key: [UInt8]) -> [UInt8]? {
+        guard let dbi = dbis.withLock({ $0[partition] }) else { return nil }
+        return withReadTxn { txn in Self.get(txn, dbi, key) { Array($0) } }
+    }
+
+    /// The committed checkpoint of a partition.
+    package func checkpoint(partition: Int32) -> Checkpoint? {
+        withReadTxn { txn in Self.get(txn, metaDbi, Self.checkpointKey(partition)) { Checkpoint(bytes: $0) } ?? nil }
+    }
+
+    /// Up to `limit` keys of a partition in byte order, strictly after `after` when given.
+    package func keys(partition: Int32, after: [UInt8]?, limit: Int) -> [[UInt8]] {
+        guard let dbi = dbis.withLock({ $0[partition] }), limit > 0 else { return [] }
+        return withReadTxn { txn -> [[UInt8]] in
+            var cursor: OpaquePointer?
+            guard mdb_cursor_open(txn, dbi, &cursor) == 0 else { return [] }
+            defer { mdb_cursor_close(cursor) }
+            var out: [[UInt8]] = []
+            var mk = MDB_val()
+            var mv = MDB_val()
+            var rc: Int32
+            var start = after ?? []
+            if let after {
+                rc = start.withUnsafeMutableBytes { k -> Int32 in
+                    mk = MDB_val(mv_size: k.count, mv_data: k.baseAddress)
+                    return mdb_cursor_get(cursor, &mk, &mv, MDB_SET_RANGE)
+                }
+                if rc == 0, Array(UnsafeRawBufferPointer(start: mk.mv_data, count: mk.mv_size)) == after {
+                    rc = mdb_cursor_get(cursor, &mk, &mv, MDB_NEXT)
+                }
+            } else {
+                rc = mdb_cursor_get(cursor, &mk, &mv, MDB_FIRST)
+            }
+            while rc == 0 && out.count < limit {
+                out.append(Array(UnsafeRawBufferPointer(start: mk.mv_data, count: mk.mv_size)))
+                rc = mdb_cursor_get(cursor, &mk, &mv, MDB_NEXT)
+            }
+            return out
+        } ?? []
+    }
+
+    /// Number of keys stored for a partition.
+    package func count(partition: Int32) -> Int {
+        guard let dbi = dbis.withLock({ $0[partition] }) else { return 0 }
+        return withReadTxn { txn -> Int in
+            var stat = MDB_stat()
+            guard mdb_stat(txn, dbi, &stat) == 0 else { return 0 }
+            return Int(stat.ms_entries)
+        } ?? 0
+    }
+
+    /// Partitions that have a database on disk.
+    package var partitions: [Int32] { dbis.withLock { Array($0.keys).sorted() } }
+}

@@ -1,0 +1,50 @@
+// Value types of the local state store: checkpoints, write batches, errors.
+
+/// What the local store of one partition is known to contain.
+package struct Checkpoint: Sendable, Equatable {
+    /// The committed input offset (next input offset to consume) the stored values are exact for.
+    package var inputOffset: Int64
+    /// The next changelog offset to replay from.
+    package var changelogOffset: Int64
+    package init(inputOffset: Int64, changelogOffset: Int64) {
+        self.inputOffset = inputOffset
+        self.changelogOffset = changelogOffset
+    }
+
+    var bytes: [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(16)
+        withUnsafeBytes(of: inputOffset.littleEndian) { out.append(contentsOf: $0) }
+        withUnsafeBytes(of: changelogOffset.littleEndian) { out.append(contentsOf: $0) }
+        return out
+    }
+
+    init?(bytes: UnsafeRawBufferPointer) {
+        guard bytes.count == 16 else { return nil }
+        inputOffset = Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: 0, as: Int64.self))
+        changelogOffset = Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: 8, as: Int64.self))
+    }
+}
+
+/// Everything one commit writes to a store, in one LMDB write transaction.
+package struct StoreWriteBatch: Sendable {
+    /// Values per partition, in write order (a later put of the same key wins).
+    package var puts: [Int32: [(key: [UInt8], value: [UInt8])]] = [:]
+    package var checkpoints: [Int32: Checkpoint] = [:]
+    package init() {}
+
+    package mutating func put(partition: Int32, key: [UInt8], value: [UInt8]) {
+        puts[partition, default: []].append((key, value))
+    }
+
+    package var isEmpty: Bool { puts.isEmpty && checkpoints.isEmpty }
+}
+
+/// An LMDB failure with the call and store it happened in.
+package struct StoreError: Error, CustomStringConvertible, Sendable {
+    package var store: String
+    package var operation: String
+    package var code: Int32
+    package var message: String
+    package var description: String { "store \(store): \(operation): \(message) (\(code))" }
+}
