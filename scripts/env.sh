@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts: the run-time environment of this checkout (librdkafka >= 2.2, tansu, venv tools).
 K8S_MICRO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export K8S_MICRO_ROOT

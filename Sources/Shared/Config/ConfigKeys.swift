@@ -65,7 +65,9 @@ extension ConfigKeyBinding {
         Self(
             path: path,
             apply: { config, raw in
-                guard let value = Int(raw.trimmingASCIIWhitespace()) else { return "expected an integer, got \"\(raw)\"" }
+                guard let value = Int(raw.trimmingASCIIWhitespace()) else {
+                    return "expected an integer, got \"\(raw)\""
+                }
                 guard range.contains(value) else {
                     return "must be between \(range.lowerBound) and \(range.upperBound), got \(value)"
                 }
@@ -139,35 +141,36 @@ public let schemaRecordNames = ["Chaser", "Aggregate", "Bill", "PaymentRequest",
 let passThroughMapPath = "kafka.properties"
 
 /// Every key the config accepts, in the order --print-config shows them.
-let configKeyTable: [ConfigKeyBinding] = [
-    .choice("log.level", \.log.level),
-    .choice("log.format", \.log.format),
-    .string("pod.name", \.pod.name),
-    .string("pod.namespace", \.pod.namespace),
-    .string("pod.ip", \.pod.ip),
-    .string("kafka.bootstrapServers", \.kafka.bootstrapServers),
-    .string("kafka.applicationId", \.kafka.applicationId),
-    .choice("kafka.processingGuarantee", \.kafka.processingGuarantee),
-    .choice("kafka.autoOffsetReset", \.kafka.autoOffsetReset),
-    .string("kafka.inputTopic", \.kafka.inputTopic),
-    .string("kafka.chaserTopic", \.kafka.chaserTopic),
-    .string("kafka.billingTopic", \.kafka.billingTopic),
-    .string("kafka.deadLetterTopic", \.kafka.deadLetterTopic),
-    .int("kafka.commitInterval", \.kafka.commitIntervalMs, range: 1...600_000),
-    .int("kafka.cacheMaxEntries", \.kafka.cacheMaxEntries, range: 0...10_000_000),
-    .optionalString("schemaRegistry.url", \.schemaRegistry.url),
-] + schemaRecordNames.map { ConfigKeyBinding.schemaId($0) } + [
-    .string("ingestor.socket", \.ingestor.socket),
-    .string("ingestor.stateDir", \.ingestor.stateDir),
-    .optionalInt("ingestor.socketGid", \.ingestor.socketGid, range: 0...Int(Int32.max)),
-    .string("ingestor.schemaDir", \.ingestor.schemaDir),
-    .int("gateway.port", \.gateway.port, range: 1...65535),
-    .int("gateway.healthPort", \.gateway.healthPort, range: 1...65535),
-    .string("gateway.bindAddress", \.gateway.bindAddress),
-    .string("gateway.prefix", \.gateway.prefix, nonEmpty: false),
-    .optionalString("gateway.advertisedEndpoint", \.gateway.advertisedEndpoint),
-    .int("gateway.maxConnections", \.gateway.maxConnections, range: 1...1_000_000),
-]
+let configKeyTable: [ConfigKeyBinding] =
+    [
+        .choice("log.level", \.log.level),
+        .choice("log.format", \.log.format),
+        .string("pod.name", \.pod.name),
+        .string("pod.namespace", \.pod.namespace),
+        .string("pod.ip", \.pod.ip),
+        .string("kafka.bootstrapServers", \.kafka.bootstrapServers),
+        .string("kafka.applicationId", \.kafka.applicationId),
+        .choice("kafka.processingGuarantee", \.kafka.processingGuarantee),
+        .choice("kafka.autoOffsetReset", \.kafka.autoOffsetReset),
+        .string("kafka.inputTopic", \.kafka.inputTopic),
+        .string("kafka.chaserTopic", \.kafka.chaserTopic),
+        .string("kafka.billingTopic", \.kafka.billingTopic),
+        .string("kafka.deadLetterTopic", \.kafka.deadLetterTopic),
+        .int("kafka.commitInterval", \.kafka.commitIntervalMs, range: 1...600_000),
+        .int("kafka.cacheMaxEntries", \.kafka.cacheMaxEntries, range: 0...10_000_000),
+        .optionalString("schemaRegistry.url", \.schemaRegistry.url),
+    ] + schemaRecordNames.map { ConfigKeyBinding.schemaId($0) } + [
+        .string("ingestor.socket", \.ingestor.socket),
+        .string("ingestor.stateDir", \.ingestor.stateDir),
+        .optionalInt("ingestor.socketGid", \.ingestor.socketGid, range: 0...Int(Int32.max)),
+        .string("ingestor.schemaDir", \.ingestor.schemaDir),
+        .int("gateway.port", \.gateway.port, range: 1...65535),
+        .int("gateway.healthPort", \.gateway.healthPort, range: 1...65535),
+        .string("gateway.bindAddress", \.gateway.bindAddress),
+        .string("gateway.prefix", \.gateway.prefix, nonEmpty: false),
+        .optionalString("gateway.advertisedEndpoint", \.gateway.advertisedEndpoint),
+        .int("gateway.maxConnections", \.gateway.maxConnections, range: 1...1_000_000),
+    ]
 
 extension String {
     func trimmingASCIIWhitespace() -> String {

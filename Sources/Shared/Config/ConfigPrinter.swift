@@ -15,7 +15,8 @@ public enum ConfigPrinter {
             // kafka.properties keys contain dots themselves: split the section part only.
             let parts: [String]
             if path.hasPrefix(passThroughMapPath + ".") {
-                parts = passThroughMapPath.split(separator: ".").map(String.init)
+                parts =
+                    passThroughMapPath.split(separator: ".").map(String.init)
                     + [String(path.dropFirst(passThroughMapPath.count + 1))]
             } else {
                 parts = path.split(separator: ".").map(String.init)

@@ -40,7 +40,9 @@ enum YAMLConfigFile {
         return out
     }
 
-    private static func walk(_ node: Node, path: String, known: Set<String>, sections: Set<String>, into result: inout Flattened) {
+    private static func walk(
+        _ node: Node, path: String, known: Set<String>, sections: Set<String>, into result: inout Flattened
+    ) {
         if path == passThroughMapPath {
             collectProperties(node, prefix: "", into: &result)
             return
@@ -48,7 +50,9 @@ enum YAMLConfigFile {
         switch node {
         case .mapping(let mapping):
             if !path.isEmpty && !sections.contains(path) && path != passThroughMapPath {
-                result.issues.append(ConfigIssue(path: path, message: known.contains(path) ? "expected a value, got a mapping" : "unknown key"))
+                result.issues.append(
+                    ConfigIssue(
+                        path: path, message: known.contains(path) ? "expected a value, got a mapping" : "unknown key"))
                 return
             }
             for (keyNode, value) in mapping {
@@ -63,10 +67,13 @@ enum YAMLConfigFile {
             if known.contains(path) {
                 result.values[path] = isNull(scalar) ? "" : scalar.string
             } else {
-                result.issues.append(ConfigIssue(path: path, message: sections.contains(path) ? "expected a mapping" : "unknown key"))
+                result.issues.append(
+                    ConfigIssue(path: path, message: sections.contains(path) ? "expected a mapping" : "unknown key"))
             }
         case .sequence:
-            result.issues.append(ConfigIssue(path: path, message: known.contains(path) ? "expected a single value, got a list" : "unknown key"))
+            result.issues.append(
+                ConfigIssue(
+                    path: path, message: known.contains(path) ? "expected a single value, got a list" : "unknown key"))
         case .alias:
             result.issues.append(ConfigIssue(path: path, message: "YAML aliases are not supported"))
         }
@@ -83,13 +90,15 @@ enum YAMLConfigFile {
         case .scalar(let scalar):
             if prefix.isEmpty {
                 if !isNull(scalar) {
-                    result.issues.append(ConfigIssue(path: passThroughMapPath, message: "expected a mapping of librdkafka properties"))
+                    result.issues.append(
+                        ConfigIssue(path: passThroughMapPath, message: "expected a mapping of librdkafka properties"))
                 }
             } else {
                 result.properties[prefix] = scalar.string
             }
         case .sequence, .alias:
-            result.issues.append(ConfigIssue(path: "\(passThroughMapPath).\(prefix)", message: "expected a single value"))
+            result.issues.append(
+                ConfigIssue(path: "\(passThroughMapPath).\(prefix)", message: "expected a single value"))
         }
     }
 

@@ -27,7 +27,8 @@ public enum ProcessBootstrap {
     public static func start(_ options: ConfigOptions, role: ProcessRole) throws -> AppConfig {
         let loaded: LoadedConfig
         do {
-            loaded = try ConfigLoader.loadWithSecrets(options: options, environment: ProcessInfo.processInfo.environment)
+            loaded = try ConfigLoader.loadWithSecrets(
+                options: options, environment: ProcessInfo.processInfo.environment)
         } catch let error as ConfigValidationError {
             StandardError.write("k8s-micro-\(role.rawValue): \(error)\n")
             throw ExitCode(configExitCode)

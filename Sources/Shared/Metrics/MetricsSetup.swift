@@ -1,3 +1,4 @@
+import Metrics
 // One Prometheus registry per process, installed as the swift-metrics backend.
 //
 // Adding a custom metric anywhere in either process is plain swift-metrics:
@@ -5,7 +6,6 @@
 //     received.increment()
 // and it appears in /hams/metrics. Dimensions become labels: Counter(label: "x_total", dimensions: [("k", "v")]).
 public import Prometheus
-import Metrics
 import Synchronization
 
 public enum MetricsSetup {

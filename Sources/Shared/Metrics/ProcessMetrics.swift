@@ -25,7 +25,8 @@ public struct ProcessMetrics: Sendable, Equatable {
             m.threads = Int(field(20))
             m.virtualBytes = Int(field(23))
             m.residentBytes = Int(field(24)) * page
-            if let uptime = readSmallFile("/proc/stat")?.split(separator: "\n").first(where: { $0.hasPrefix("btime ") }),
+            if let uptime = readSmallFile("/proc/stat")?.split(separator: "\n").first(where: { $0.hasPrefix("btime ") }
+            ),
                 let boot = Double(uptime.dropFirst(6))
             {
                 m.startTimeSeconds = boot + field(22) / ticks
@@ -41,14 +42,19 @@ public struct ProcessMetrics: Sendable, Equatable {
     public func exposition(process: String) -> String {
         let label = "{process=\"\(process)\"}"
         let rows: [(String, String, String, String)] = [
-            ("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.", "\(cpuSeconds)"),
+            (
+                "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.",
+                "\(cpuSeconds)"
+            ),
             ("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", "\(residentBytes)"),
             ("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", "\(virtualBytes)"),
             ("process_threads", "gauge", "Number of OS threads.", "\(threads)"),
             ("process_open_fds", "gauge", "Number of open file descriptors.", "\(openFds)"),
             ("process_max_fds", "gauge", "Maximum number of open file descriptors.", "\(maxFds)"),
-            ("process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.",
-             "\(startTimeSeconds)"),
+            (
+                "process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.",
+                "\(startTimeSeconds)"
+            ),
         ]
         var out = ""
         for (name, type, help, value) in rows {

@@ -1,0 +1,33 @@
+# Developer shortcuts; the README's two front-door commands are scripts/run.sh and scripts/test.sh.
+.PHONY: run test unit lint format dev bench fuzz clean setup
+
+setup:
+	bash scripts/setup.sh
+
+run:
+	bash scripts/run.sh
+
+test:
+	bash scripts/test.sh
+
+unit:
+	swift build --build-tests && swift test --skip-build
+
+lint:
+	swift format lint --strict -r Sources Tests Package.swift Plugins
+	shellcheck -x scripts/*.sh .ci/run
+
+format:
+	swift format -i -r Sources Tests Package.swift Plugins
+
+# Rebuilds and restarts a process when its sources change; the gateway restarts alone.
+dev:
+	bash scripts/dev.sh
+
+fuzz:
+	bash scripts/fuzz-socket.sh
+
+clean:
+	rm -rf .build run
+
+-include mk/*.mk

@@ -1,0 +1,166 @@
+// Config precedence, secrets, all-errors validation and redaction (SPEC §9).
+import Testing
+
+@testable import Shared
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+private func tempDir() throws -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+        "k8s-micro-\(UInt64.random(in: 0...UInt64.max))"
+    ).path
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+private func write(_ text: String, to path: String) throws {
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+}
+
+private func options(config: String? = nil, secrets: String? = nil, set: [String] = []) -> ConfigOptions {
+    var o = ConfigOptions()
+    o.config = config
+    o.secrets = secrets
+    o.overrides = set
+    return o
+}
+
+@Suite struct ConfigLoaderTests {
+    @Test func defaultsWithoutAnySource() throws {
+        let loaded = try ConfigLoader.loadWithSecrets(options: options(), environment: [:])
+        #expect(loaded.config == AppConfig())
+        #expect(loaded.config.kafka.inputTopic == "input")
+        #expect(loaded.config.kafka.processingGuarantee == .exactlyOnceV2)
+        #expect(loaded.config.gateway.port == 8080)
+        #expect(loaded.config.schemaRegistry.staticIds["BillAggregate"] == 6)
+    }
+
+    @Test func precedenceSetOverEnvOverFileOverDefault() throws {
+        let dir = try tempDir()
+        try write(
+            """
+            kafka:
+              bootstrapServers: file:9092
+              inputTopic: from-file
+              applicationId: file-app
+            gateway:
+              port: 8081
+            """, to: "\(dir)/c.yaml")
+        let env = ["KAFKA_INPUT_TOPIC": "from-env", "GATEWAY_PORT": "8082", "POD_NAME": "pod-7"]
+        let loaded = try ConfigLoader.loadWithSecrets(
+            options: options(config: "\(dir)/c.yaml", set: ["gateway.port=8083"]), environment: env)
+        #expect(loaded.config.kafka.bootstrapServers == "file:9092")  // file over default
+        #expect(loaded.config.kafka.inputTopic == "from-env")  // env over file
+        #expect(loaded.config.gateway.port == 8083)  // --set over env
+        #expect(loaded.config.kafka.applicationId == "file-app")
+        #expect(loaded.config.kafka.chaserTopic == "chaser")  // default
+        #expect(loaded.config.pod.name == "pod-7")  // downward API
+    }
+
+    @Test func kafkaPropertiesFromFileEnvAndSet() throws {
+        let dir = try tempDir()
+        try write(
+            """
+            kafka:
+              properties:
+                session.timeout.ms: 6000
+                heartbeat:
+                  interval.ms: 1000
+            """, to: "\(dir)/c.yaml")
+        let loaded = try ConfigLoader.loadWithSecrets(
+            options: options(config: "\(dir)/c.yaml", set: ["kafka.properties.linger.ms=5"]),
+            environment: ["KAFKA_PROPERTIES_SESSION_TIMEOUT_MS": "4000"])
+        #expect(loaded.config.kafka.properties["session.timeout.ms"] == "4000")
+        #expect(loaded.config.kafka.properties["heartbeat.interval.ms"] == "1000")
+        #expect(loaded.config.kafka.properties["linger.ms"] == "5")
+    }
+
+    @Test func secretsAreSubstitutedTrimmedAndRedacted() throws {
+        let dir = try tempDir()
+        try FileManager.default.createDirectory(atPath: "\(dir)/secrets", withIntermediateDirectories: true)
+        try write("  hunter2-pass \n", to: "\(dir)/secrets/kafka-password")
+        try write("registry-user", to: "\(dir)/secrets/reg")
+        try write(
+            """
+            kafka:
+              properties:
+                sasl.password: ${kafka-password}
+                sasl.username: alice
+            schemaRegistry:
+              url: http://${reg}@registry:8081
+            """, to: "\(dir)/c.yaml")
+        let loaded = try ConfigLoader.loadWithSecrets(
+            options: options(config: "\(dir)/c.yaml", secrets: "\(dir)/secrets"), environment: [:])
+        #expect(loaded.config.kafka.properties["sasl.password"] == "hunter2-pass")
+        #expect(loaded.config.schemaRegistry.url == "http://registry-user@registry:8081")
+        let printed = ConfigPrinter.yaml(loaded)
+        #expect(!printed.contains("hunter2"))
+        #expect(!printed.contains("registry-user"))
+        #expect(printed.contains("sasl.password: <redacted>"))
+        #expect(printed.contains("sasl.username: \"alice\""))
+        #expect(printed.contains("url: <redacted>"))
+    }
+
+    @Test func missingSecretIsAnErrorAtItsKeyPath() throws {
+        let dir = try tempDir()
+        try write("kafka:\n  bootstrapServers: ${nope}\n", to: "\(dir)/c.yaml")
+        let error = #expect(throws: ConfigValidationError.self) {
+            try ConfigLoader.loadWithSecrets(options: options(config: "\(dir)/c.yaml", secrets: dir), environment: [:])
+        }
+        #expect(error?.issues.map(\.path) == ["kafka.bootstrapServers"])
+        #expect(error?.issues.first?.message.contains("nope") == true)
+    }
+
+    @Test func everyErrorIsReportedAtOnceWithItsPath() throws {
+        let dir = try tempDir()
+        try write(
+            """
+            log:
+              level: loud
+            kafka:
+              processingGuarantee: maybe
+              bootstrapServres: typo:9092
+              commitInterval: soon
+            gateway:
+              port: 70000
+              prefix: api/
+            mystery: 1
+            """, to: "\(dir)/c.yaml")
+        let error = #expect(throws: ConfigValidationError.self) {
+            try ConfigLoader.loadWithSecrets(
+                options: options(config: "\(dir)/c.yaml", set: ["nope.key=1"]),
+                environment: ["GATEWAY_HEALTH_PORT": "x"])
+        }
+        let paths = Set(error?.issues.map(\.path) ?? [])
+        #expect(
+            paths == [
+                "log.level", "kafka.processingGuarantee", "kafka.bootstrapServres", "kafka.commitInterval",
+                "gateway.port", "gateway.prefix", "mystery", "nope.key", "gateway.healthPort",
+            ])
+        #expect(error?.description.contains("expected one of exactly_once_v2, at_least_once") == true)
+    }
+
+    @Test func malformedYAMLNamesTheFile() throws {
+        let dir = try tempDir()
+        try write("kafka: [unclosed\n", to: "\(dir)/c.yaml")
+        let error = #expect(throws: ConfigValidationError.self) {
+            try ConfigLoader.loadWithSecrets(options: options(config: "\(dir)/c.yaml"), environment: [:])
+        }
+        #expect(error?.issues.first?.path == "\(dir)/c.yaml")
+    }
+
+    @Test func printedConfigIsYAMLOfEveryKey() throws {
+        let loaded = try ConfigLoader.loadWithSecrets(options: options(set: ["gateway.prefix=/api"]), environment: [:])
+        let printed = ConfigPrinter.yaml(loaded)
+        for binding in configKeyTable {
+            let leaf = binding.path.split(separator: ".").last.map(String.init) ?? ""
+            #expect(printed.contains("\(leaf):"), "missing \(binding.path)")
+        }
+        #expect(printed.contains("prefix: \"/api\""))
+        #expect(printed.contains("advertisedEndpoint: null"))
+    }
+}
