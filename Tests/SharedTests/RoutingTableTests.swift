@@ -1,0 +1,46 @@
+// Ownership from published assignments: newest claim wins, expiry, restoring partitions, stale epochs.
+import Testing
+
+@testable import Shared
+
+private func announce(
+    _ member: String, _ partitions: [Int], restoring: [Int] = [], epoch: Int64 = 1, time: Int64 = 1_000,
+    ttl: Int64 = 10_000
+) -> RoutingAnnouncement {
+    RoutingAnnouncement(
+        member: member, endpoint: "\(member):8080", partitions: partitions, restoring: restoring, partitionCount: 4,
+        epoch: epoch, time: time, ttlMs: ttl)
+}
+
+@Suite struct RoutingTableTests {
+    @Test func ownersFromAnnouncements() {
+        var table = RoutingTable()
+        table.apply(announce("a", [0, 1]))
+        table.apply(announce("b", [2, 3], restoring: [3]))
+        #expect(table.owner(ofPartition: 0, now: 2_000)?.endpoint == "a:8080")
+        #expect(table.owner(ofPartition: 2, now: 2_000) == PartitionOwner(member: "b", endpoint: "b:8080", ready: true))
+        #expect(table.owner(ofPartition: 3, now: 2_000)?.ready == false)
+        #expect(table.owner(ofKey: "abc", now: 2_000)?.partition == 3)
+        #expect(table.endpoints(now: 2_000) == ["a:8080", "b:8080"])
+    }
+
+    @Test func newestClaimWinsDuringARebalance() {
+        var table = RoutingTable()
+        table.apply(announce("a", [0, 1, 2, 3], time: 1_000))
+        table.apply(announce("b", [2, 3], time: 2_000))  // b got 2 and 3; a has not re-announced yet
+        #expect(table.owner(ofPartition: 2, now: 2_500)?.member == "b")
+        #expect(table.owner(ofPartition: 0, now: 2_500)?.member == "a")
+    }
+
+    @Test func staleEpochIsIgnoredAndClaimsExpire() {
+        var table = RoutingTable()
+        table.apply(announce("a", [0], epoch: 5, time: 5_000))
+        table.apply(announce("a", [0, 1], epoch: 4, time: 4_000))
+        #expect(table.owner(ofPartition: 1, now: 6_000) == nil)
+        #expect(table.owner(ofPartition: 0, now: 14_999)?.member == "a")
+        #expect(table.owner(ofPartition: 0, now: 15_000) == nil)
+        table.expire(now: 15_000)
+        #expect(table.members.isEmpty)
+        #expect(table.owner(ofKey: "abc", now: 15_000) == nil)
+    }
+}
