@@ -12,20 +12,20 @@ private func announce(
         epoch: epoch, time: time, ttlMs: ttl)
 }
 
-@Suite struct RoutingTableTests {
+@Suite struct AssignmentTableTests {
     @Test func ownersFromAnnouncements() {
-        var table = RoutingTable()
+        var table = AssignmentTable()
         table.apply(announce("a", [0, 1]))
         table.apply(announce("b", [2, 3], restoring: [3]))
         #expect(table.owner(ofPartition: 0, now: 2_000)?.endpoint == "a:8080")
-        #expect(table.owner(ofPartition: 2, now: 2_000) == PartitionOwner(member: "b", endpoint: "b:8080", ready: true))
+        #expect(table.owner(ofPartition: 2, now: 2_000) == PartitionClaim(member: "b", endpoint: "b:8080", ready: true))
         #expect(table.owner(ofPartition: 3, now: 2_000)?.ready == false)
         #expect(table.owner(ofKey: "abc", now: 2_000)?.partition == 3)
         #expect(table.endpoints(now: 2_000) == ["a:8080", "b:8080"])
     }
 
     @Test func newestClaimWinsDuringARebalance() {
-        var table = RoutingTable()
+        var table = AssignmentTable()
         table.apply(announce("a", [0, 1, 2, 3], time: 1_000))
         table.apply(announce("b", [2, 3], time: 2_000))  // b got 2 and 3; a has not re-announced yet
         #expect(table.owner(ofPartition: 2, now: 2_500)?.member == "b")
@@ -33,7 +33,7 @@ private func announce(
     }
 
     @Test func staleEpochIsIgnoredAndClaimsExpire() {
-        var table = RoutingTable()
+        var table = AssignmentTable()
         table.apply(announce("a", [0], epoch: 5, time: 5_000))
         table.apply(announce("a", [0, 1], epoch: 4, time: 4_000))
         #expect(table.owner(ofPartition: 1, now: 6_000) == nil)

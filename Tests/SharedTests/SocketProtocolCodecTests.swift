@@ -25,12 +25,12 @@ enum SocketSamples {
         .keys(KeyPage(keys: ["a", "b", "ü"], nextCursor: "b")),
         .owner(KeyOwner(partition: 3, endpoint: "10.0.0.7:8080", isLocal: false)),
         .owner(KeyOwner(partition: 0, endpoint: nil, isLocal: true)),
-        .routing(RoutingTable(epoch: 0, partitionCount: 0, localEndpoint: "", owners: [])),
+        .routing(RoutingInfo(epoch: 0, partitionCount: 0, localEndpoint: "", owners: [])),
         .routing(
-            RoutingTable(
+            RoutingInfo(
                 epoch: UInt64.max - 1, partitionCount: 4, localEndpoint: "10.0.0.1:8080",
-                owners: [PartitionOwner(partition: 0, endpoint: "10.0.0.1:8080"),
-                    PartitionOwner(partition: 3, endpoint: "10.0.0.2:8080")])),
+                owners: [PartitionEndpoint(partition: 0, endpoint: "10.0.0.1:8080"),
+                    PartitionEndpoint(partition: 3, endpoint: "10.0.0.2:8080")])),
         .metrics(text: "# TYPE x counter\nx 1\n"),
         .published(PublishReceipt(topic: "input", partition: 2, offset: Int64.max)),
         .stopping,

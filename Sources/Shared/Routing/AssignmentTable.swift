@@ -34,13 +34,13 @@ public struct RoutingAnnouncement: Sendable, Equatable, Codable {
 }
 
 /// The owner of one partition as far as the table knows.
-public struct PartitionOwner: Sendable, Equatable {
+public struct PartitionClaim: Sendable, Equatable {
     public var member: String
     public var endpoint: String
     public var ready: Bool
 }
 
-public struct RoutingTable: Sendable, Equatable {
+public struct AssignmentTable: Sendable, Equatable {
     /// Latest announcement per member (older epochs of the same member are replaced).
     public private(set) var members: [String: RoutingAnnouncement] = [:]
 
@@ -71,16 +71,16 @@ public struct RoutingTable: Sendable, Equatable {
 
     /// The owner of a partition: among live claims, the most recent one (a new owner announces after the
     /// rebalance that gave it the partition, so it is newer than the stale claim of the previous owner).
-    public func owner(ofPartition partition: Int, now: Int64) -> PartitionOwner? {
+    public func owner(ofPartition partition: Int, now: Int64) -> PartitionClaim? {
         let claims = members.values.filter { !$0.isExpired(now: now) && $0.partitions.contains(partition) }
         guard let best = claims.max(by: { ($0.time, $0.epoch, $0.member) < ($1.time, $1.epoch, $1.member) }) else {
             return nil
         }
-        return PartitionOwner(member: best.member, endpoint: best.endpoint, ready: !best.restoring.contains(partition))
+        return PartitionClaim(member: best.member, endpoint: best.endpoint, ready: !best.restoring.contains(partition))
     }
 
     /// The owner of a key (murmur2 partitioning), nil when its partition has no live owner.
-    public func owner(ofKey key: String, now: Int64) -> (partition: Int, owner: PartitionOwner?)? {
+    public func owner(ofKey key: String, now: Int64) -> (partition: Int, owner: PartitionClaim?)? {
         let count = partitionCount(now: now)
         guard count > 0 else { return nil }
         let partition = KeyPartitioner.partition(forKey: key, partitionCount: count)
