@@ -109,14 +109,14 @@ enum FrameParser {
             let partitionCount = try r.i32("routing.partitionCount")
             let local = try r.string("routing.localEndpoint")
             let count = try r.count("routing.owners", minElementSize: 8)
-            var owners: [PartitionOwner] = []
+            var owners: [PartitionEndpoint] = []
             owners.reserveCapacity(count)
             for _ in 0..<count {
                 let partition = try r.i32("routing.owners.partition")
-                owners.append(PartitionOwner(partition: partition, endpoint: try r.string("routing.owners.endpoint")))
+                owners.append(PartitionEndpoint(partition: partition, endpoint: try r.string("routing.owners.endpoint")))
             }
             return .routing(
-                RoutingTable(epoch: epoch, partitionCount: partitionCount, localEndpoint: local, owners: owners))
+                RoutingInfo(epoch: epoch, partitionCount: partitionCount, localEndpoint: local, owners: owners))
         case .metrics:
             return .metrics(text: try r.string("metrics.text"))
         case .publish:

@@ -9,7 +9,7 @@ package enum SocketResponse: Sendable, Equatable {
     case value(json: [UInt8])
     case keys(KeyPage)
     case owner(KeyOwner)
-    case routing(RoutingTable)
+    case routing(RoutingInfo)
     case metrics(text: String)
     case published(PublishReceipt)
     case stopping
@@ -125,7 +125,7 @@ package struct KeyOwner: Sendable, Equatable {
 }
 
 /// Partition → gateway endpoint, as the ingestors publish it (SPEC §8).
-package struct RoutingTable: Sendable, Equatable {
+package struct RoutingInfo: Sendable, Equatable {
     /// Increases whenever the table changes.
     package var epoch: UInt64
     /// Partitions of the input topic (0 before the first assignment).
@@ -133,8 +133,8 @@ package struct RoutingTable: Sendable, Equatable {
     /// This pod's advertised gateway endpoint.
     package var localEndpoint: String
     /// Known owners; partitions without a live entry are absent.
-    package var owners: [PartitionOwner]
-    package init(epoch: UInt64, partitionCount: Int32, localEndpoint: String, owners: [PartitionOwner]) {
+    package var owners: [PartitionEndpoint]
+    package init(epoch: UInt64, partitionCount: Int32, localEndpoint: String, owners: [PartitionEndpoint]) {
         self.epoch = epoch
         self.partitionCount = partitionCount
         self.localEndpoint = localEndpoint
@@ -143,7 +143,7 @@ package struct RoutingTable: Sendable, Equatable {
 }
 
 /// One routing entry.
-package struct PartitionOwner: Sendable, Equatable {
+package struct PartitionEndpoint: Sendable, Equatable {
     package var partition: Int32
     package var endpoint: String
     package init(partition: Int32, endpoint: String) {
