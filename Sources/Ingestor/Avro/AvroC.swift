@@ -1,0 +1,291 @@
+// Thin wrapper over avro-c (module CAvro): schemas, reusable values, binary encode/decode.
+// The only file touching avro-c pointers. Nothing here is thread-safe (avro-c refcounts and its error
+// string are unsynchronised): every object belongs to one thread, like the EventCodec that owns it.
+import CAvro
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// A failure reported by avro-c, with what we were doing and avro-c's own message.
+struct AvroError: Error, CustomStringConvertible, Sendable {
+    var message: String
+    var description: String { message }
+
+    init(_ message: String) { self.message = message }
+
+    /// `context` plus avro_strerror() and the errno-style code.
+    static func last(_ context: String, code: Int32) -> AvroError {
+        var text = ""
+        if let cText = avro_strerror() { text = String(cString: cText) }
+        if text.isEmpty, let cErr = strerror(code) { text = String(cString: cErr) }
+        return AvroError("\(context): \(text.isEmpty ? "error \(code)" : text)")
+    }
+}
+
+/// A parsed Avro schema (owns one avro_schema_t reference).
+final class AvroSchema {
+    fileprivate let raw: avro_schema_t
+
+    /// Parses schema JSON text (avro_schema_from_json_length).
+    init(json: String) throws(AvroError) {
+        var schema: avro_schema_t? = nil
+        var text = json
+        let rc = text.withUTF8 { utf8 -> Int32 in
+            utf8.withMemoryRebound(to: CChar.self) { chars in
+                avro_schema_from_json_length(chars.baseAddress, chars.count, &schema)
+            }
+        }
+        guard rc == 0, let schema else { throw AvroError.last("invalid Avro schema", code: rc) }
+        raw = schema
+    }
+
+    deinit { avro_schema_decref(raw) }
+
+    /// Record/enum/fixed name without namespace ("" for unnamed types).
+    var name: String { avro_schema_name(raw).map { String(cString: $0) } ?? "" }
+
+    /// Namespace + "." + name for named types.
+    var fullName: String {
+        let ns = avro_schema_namespace(raw).map { String(cString: $0) } ?? ""
+        return ns.isEmpty ? name : "\(ns).\(name)"
+    }
+
+    /// True for a record schema.
+    var isRecord: Bool { raw.pointee.type == AVRO_RECORD }
+
+    /// Structural equality (avro_schema_equal).
+    func isEqual(to other: AvroSchema) -> Bool { avro_schema_equal(raw, other.raw) != 0 }
+}
+
+/// A non-owning view of one avro-c value inside an `AvroDatum`; valid while that datum is alive and
+/// until its next reset/decode. Accessors check every avro-c return code.
+struct AvroValue {
+    fileprivate var raw: avro_value_t
+
+    fileprivate init(raw: avro_value_t) { self.raw = raw }
+
+    /// Record field (or array element) by index.
+    func child(_ index: Int) throws(AvroError) -> AvroValue {
+        var v = raw
+        var out = avro_value_t()
+        let rc = cavro_value_get_by_index(&v, index, &out)
+        guard rc == 0, out.iface != nil else { throw AvroError.last("no child \(index)", code: rc) }
+        return AvroValue(raw: out)
+    }
+
+    /// Number of fields of a record / elements of an array.
+    func count() throws(AvroError) -> Int {
+        var v = raw
+        var size = 0
+        let rc = cavro_value_get_size(&v, &size)
+        guard rc == 0 else { throw AvroError.last("get_size", code: rc) }
+        return size
+    }
+
+    func long() throws(AvroError) -> Int64 {
+        var v = raw
+        var out: Int64 = 0
+        let rc = cavro_value_get_long(&v, &out)
+        guard rc == 0 else { throw AvroError.last("get_long", code: rc) }
+        return out
+    }
+
+    func bool() throws(AvroError) -> Bool {
+        var v = raw
+        var out: Int32 = 0
+        let rc = cavro_value_get_boolean(&v, &out)
+        guard rc == 0 else { throw AvroError.last("get_boolean", code: rc) }
+        return out != 0
+    }
+
+    func string() throws(AvroError) -> String {
+        var v = raw
+        var ptr: UnsafePointer<CChar>? = nil
+        var size = 0
+        let rc = cavro_value_get_string(&v, &ptr, &size)
+        guard rc == 0 else { throw AvroError.last("get_string", code: rc) }
+        // avro-c sizes include the NUL terminator.
+        guard let ptr, size > 1 else { return "" }
+        return ptr.withMemoryRebound(to: UInt8.self, capacity: size - 1) { bytes in
+            String(decoding: UnsafeBufferPointer(start: bytes, count: size - 1), as: UTF8.self)
+        }
+    }
+
+    /// A union's discriminant and current branch.
+    func branch() throws(AvroError) -> (Int, AvroValue) {
+        var v = raw
+        var disc: Int32 = -1
+        var rc = cavro_value_get_discriminant(&v, &disc)
+        guard rc == 0, disc >= 0 else { throw AvroError.last("get_discriminant", code: rc) }
+        var out = avro_value_t()
+        rc = cavro_value_get_current_branch(&v, &out)
+        guard rc == 0, out.iface != nil else { throw AvroError.last("get_current_branch", code: rc) }
+        return (Int(disc), AvroValue(raw: out))
+    }
+
+    /// For a `["null", T]` union: nil for the null branch, else the T value.
+    func optional() throws(AvroError) -> AvroValue? {
+        let (disc, value) = try branch()
+        return disc == 0 ? nil : value
+    }
+
+    func setLong(_ x: Int64) throws(AvroError) {
+        var v = raw
+        let rc = cavro_value_set_long(&v, x)
+        guard rc == 0 else { throw AvroError.last("set_long", code: rc) }
+    }
+
+    func setBool(_ x: Bool) throws(AvroError) {
+        var v = raw
+        let rc = cavro_value_set_boolean(&v, x ? 1 : 0)
+        guard rc == 0 else { throw AvroError.last("set_boolean", code: rc) }
+    }
+
+    func setString(_ s: String) throws(AvroError) {
+        var v = raw
+        // withCString gives a NUL-terminated buffer; avro-c wants the size including the NUL (and
+        // writes size - 1 bytes, so interior NULs survive).
+        let size = s.utf8.count + 1
+        let rc = s.withCString { c in cavro_value_set_string_len(&v, c, size) }
+        guard rc == 0 else { throw AvroError.last("set_string", code: rc) }
+    }
+
+    /// Selects union branch `discriminant` and returns it (set to null for the null branch).
+    @discardableResult
+    func setBranch(_ discriminant: Int) throws(AvroError) -> AvroValue {
+        var v = raw
+        var out = avro_value_t()
+        var rc = cavro_value_set_branch(&v, Int32(discriminant), &out)
+        guard rc == 0, out.iface != nil else { throw AvroError.last("set_branch", code: rc) }
+        if cavro_value_get_type(&out) == AVRO_NULL {
+            rc = cavro_value_set_null(&out)
+            guard rc == 0 else { throw AvroError.last("set_null", code: rc) }
+        }
+        return AvroValue(raw: out)
+    }
+
+    /// Appends a new element to an array value and returns it.
+    func append() throws(AvroError) -> AvroValue {
+        var v = raw
+        var out = avro_value_t()
+        let rc = cavro_value_append(&v, &out)
+        guard rc == 0, out.iface != nil else { throw AvroError.last("append", code: rc) }
+        return AvroValue(raw: out)
+    }
+}
+
+/// One reusable avro-c value of a reader schema, with its memory reader and writer. Decodes bytes
+/// written with `writer` (resolved into the reader schema with avro-c's resolved writer when the two
+/// differ) and encodes the value with the reader schema. Reused across calls: no per-call setup.
+/// Not thread-safe: one owner thread.
+final class AvroDatum {
+    let schema: AvroSchema
+    let writerSchema: AvroSchema?
+    private let iface: UnsafeMutablePointer<avro_value_iface_t>
+    private var value = avro_value_t()
+    private let resolvedIface: UnsafeMutablePointer<avro_value_iface_t>?
+    private var resolved = avro_value_t()
+    private let reader: avro_reader_t
+    private let writer: avro_writer_t
+    private var scratch: UnsafeMutableRawBufferPointer
+
+    /// - Parameters:
+    ///   - schema: the reader schema (the shape of `root`, and the schema `encode` writes).
+    ///   - writer: the schema the decoded bytes were written with, if it differs from `schema`.
+    init(schema: AvroSchema, writer: AvroSchema? = nil) throws(AvroError) {
+        guard let iface = avro_generic_class_from_schema(schema.raw) else {
+            throw AvroError.last("cannot build value class for \(schema.fullName)", code: EINVAL)
+        }
+        var rc = avro_generic_value_new(iface, &value)
+        guard rc == 0 else {
+            cavro_value_iface_decref(iface)
+            throw AvroError.last("cannot create value for \(schema.fullName)", code: rc)
+        }
+        var resolvedIface: UnsafeMutablePointer<avro_value_iface_t>? = nil
+        if let writer {
+            guard let ri = avro_resolved_writer_new(writer.raw, schema.raw) else {
+                avro_value_decref(&value)
+                cavro_value_iface_decref(iface)
+                throw AvroError.last("writer schema cannot be resolved against \(schema.fullName)", code: EINVAL)
+            }
+            rc = avro_resolved_writer_new_value(ri, &resolved)
+            guard rc == 0 else {
+                avro_value_decref(&value)
+                cavro_value_iface_decref(iface)
+                cavro_value_iface_decref(ri)
+                throw AvroError.last("cannot create resolved value", code: rc)
+            }
+            avro_resolved_writer_set_dest(&resolved, &value)
+            resolvedIface = ri
+        }
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 1024, alignment: 8)
+        let start = scratch.baseAddress?.assumingMemoryBound(to: CChar.self)
+        guard let reader = avro_reader_memory(start, 0), let writerIO = avro_writer_memory(start, 0) else {
+            fatalError("avro-c cannot allocate a memory reader/writer (out of memory)")
+        }
+        self.schema = schema
+        self.writerSchema = writer
+        self.iface = iface
+        self.resolvedIface = resolvedIface
+        self.reader = reader
+        self.writer = writerIO
+        self.scratch = scratch
+    }
+
+    deinit {
+        if resolvedIface != nil {
+            avro_value_decref(&resolved)
+        }
+        avro_value_decref(&value)
+        if let resolvedIface { cavro_value_iface_decref(resolvedIface) }
+        cavro_value_iface_decref(iface)
+        avro_reader_free(reader)
+        avro_writer_free(writer)
+        scratch.deallocate()
+    }
+
+    /// The value (reader schema shape).
+    var root: AvroValue { AvroValue(raw: value) }
+
+    /// Clears the value for a fresh encode (keeps its allocations).
+    func reset() throws(AvroError) {
+        let rc = cavro_value_reset(&value)
+        guard rc == 0 else { throw AvroError.last("reset", code: rc) }
+    }
+
+    /// Decodes `payload` (Avro binary, no framing) into `root`. Every byte must be consumed.
+    func decode(_ payload: UnsafeRawBufferPointer) throws(AvroError) {
+        let base =
+            payload.baseAddress?.assumingMemoryBound(to: CChar.self)
+            ?? UnsafePointer(scratch.baseAddress?.assumingMemoryBound(to: CChar.self))
+        avro_reader_memory_set_source(reader, base, Int64(payload.count))
+        let rc = resolvedIface == nil ? avro_value_read(reader, &value) : avro_value_read(reader, &resolved)
+        guard rc == 0 else { throw AvroError.last("cannot decode \(schema.fullName)", code: rc) }
+        var extra: UInt8 = 0
+        if avro_read(reader, &extra, 1) == 0 {
+            throw AvroError("trailing bytes after \(schema.fullName) in a \(payload.count)-byte payload")
+        }
+    }
+
+    /// Encodes `root` with the reader schema and hands the bytes to `body` (valid only inside it).
+    func encode<R>(_ body: (UnsafeRawBufferPointer) -> R) throws(AvroError) -> R {
+        while true {
+            avro_writer_memory_set_dest(
+                writer, scratch.baseAddress?.assumingMemoryBound(to: CChar.self), Int64(scratch.count))
+            let rc = avro_value_write(writer, &value)
+            if rc == 0 {
+                let written = Int(avro_writer_tell(writer))
+                return body(UnsafeRawBufferPointer(rebasing: scratch[0..<written]))
+            }
+            guard rc == ENOSPC, scratch.count < (64 << 20) else {
+                throw AvroError.last("cannot encode \(schema.fullName)", code: rc)
+            }
+            let bigger = UnsafeMutableRawBufferPointer.allocate(byteCount: scratch.count * 4, alignment: 8)
+            scratch.deallocate()
+            scratch = bigger
+        }
+    }
+}
