@@ -46,3 +46,9 @@ lint-dockerfiles:
 
 chart-test:
 	$(VENV_BIN)/python -m pytest Tests/Integration/test_chart.py -q -p no:cacheprovider
+
+# Size estimate of the release binaries (docs/footprint.md). Build them first, e.g.
+#   swift build -c release --static-swift-stdlib --product k8s-micro-gateway
+.PHONY: footprint
+footprint:
+	bash mk/footprint.sh $(wildcard .build/release/k8s-micro-ingestor .build/release/k8s-micro-gateway)
