@@ -2,6 +2,7 @@
 # Image-size estimate of one release binary (docs/footprint.md): binary, stripped, gzip, and its non-base libs.
 # Usage: bash mk/footprint.sh .build/release/k8s-micro-gateway [more binaries...]
 set -euo pipefail
+[ $# -gt 0 ] || { echo "usage: $0 BINARY... (e.g. .build/release/k8s-micro-gateway; build it first)" >&2; exit 2; }
 
 # Libraries every glibc base image already has: not counted.
 BASE_LIBS='^(linux-vdso|ld-linux|libc\.so|libm\.so|libpthread|libdl\.so|librt\.so|libstdc\+\+|libgcc_s)'
