@@ -46,3 +46,11 @@ package enum ConsumerEvent: Sendable {
     case partitionEOF(TopicPartition, offset: Int64)
     case error(KafkaError)
 }
+
+/// Logical offsets (librdkafka's special values) for assign/seek.
+package enum KafkaOffset {
+    package static let beginning: Int64 = -2
+    package static let end: Int64 = -1
+    /// "No offset": e.g. a partition without a committed offset.
+    package static let invalid: Int64 = -1001
+}

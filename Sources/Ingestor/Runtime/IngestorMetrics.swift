@@ -1,0 +1,88 @@
+// The ingestor's metrics (SPEC §3 names), created once; handles are cheap to use from the stream thread.
+import Metrics
+import Synchronization
+
+/// Metric handles. Labelled families are cached per label value.
+final class IngestorMetrics: Sendable {
+    let chaserReceived = Counter(label: "chaser_received_total")
+    let chaserTTL = Gauge(label: "chaser_ttl_value")
+    let billingAggregations = Counter(label: "billing_aggregation_total")
+    let billingCustomerBills = Counter(label: "billing_customer_bills_total")
+    let recordsConsumed = Counter(label: "records_consumed_total")
+    let rebalancesAssign = Counter(label: "rebalances_total", dimensions: [("kind", "assign")])
+    let rebalancesRevoke = Counter(label: "rebalances_total", dimensions: [("kind", "revoke")])
+    let rebalancesLost = Counter(label: "rebalances_total", dimensions: [("kind", "lost")])
+    let commitLatency: Metrics.Timer
+    let commits = Counter(label: "commits_total")
+    let aborts = Counter(label: "transaction_aborts_total")
+    let partitionsRestoring = Gauge(label: "partitions_restoring")
+    let partitionsAssigned = Gauge(label: "partitions_assigned")
+
+    private let produced = Mutex<[String: Counter]>([:])
+    private let deadLettered = Mutex<[String: Counter]>([:])
+    private let lags = Mutex<[String: Gauge]>([:])
+    private let storeKeys = Mutex<[String: Gauge]>([:])
+    private let restored = Mutex<[String: Counter]>([:])
+    private let restoreRemaining = Mutex<[String: Gauge]>([:])
+
+    init(guarantee: String) {
+        commitLatency = Metrics.Timer(label: "commit_latency_seconds", dimensions: [("guarantee", guarantee)])
+    }
+
+    func produced(topic: String) -> Counter {
+        produced.withLock { map in
+            if let c = map[topic] { return c }
+            let c = Counter(label: "records_produced_total", dimensions: [("topic", topic)])
+            map[topic] = c
+            return c
+        }
+    }
+
+    func deadLettered(reason: String) -> Counter {
+        deadLettered.withLock { map in
+            if let c = map[reason] { return c }
+            let c = Counter(label: "records_dead_lettered_total", dimensions: [("reason", reason)])
+            map[reason] = c
+            return c
+        }
+    }
+
+    func lag(topic: String, partition: Int32) -> Gauge {
+        lags.withLock { map in
+            let key = "\(topic)/\(partition)"
+            if let g = map[key] { return g }
+            let g = Gauge(label: "kafka_consumer_lag", dimensions: [("topic", topic), ("partition", "\(partition)")])
+            map[key] = g
+            return g
+        }
+    }
+
+    func storeKeys(store: String) -> Gauge {
+        storeKeys.withLock { map in
+            if let g = map[store] { return g }
+            let g = Gauge(label: "store_keys", dimensions: [("store", store)])
+            map[store] = g
+            return g
+        }
+    }
+
+    func restored(store: String) -> Counter {
+        restored.withLock { map in
+            if let c = map[store] { return c }
+            let c = Counter(label: "restore_records_total", dimensions: [("store", store)])
+            map[store] = c
+            return c
+        }
+    }
+
+    func restoreRemaining(store: String, partition: Int32) -> Gauge {
+        restoreRemaining.withLock { map in
+            let key = "\(store)/\(partition)"
+            if let g = map[key] { return g }
+            let g = Gauge(
+                label: "restore_remaining_records", dimensions: [("store", store), ("partition", "\(partition)")])
+            map[key] = g
+            return g
+        }
+    }
+}

@@ -1,0 +1,36 @@
+// Which input partitions this ingestor owns and whether each is restoring or serving; shared with queries.
+import Synchronization
+
+/// Written by the stream thread, read by the socket thread (thread-safe).
+package final class PartitionRegistry: Sendable {
+    package enum State: Sendable, Equatable {
+        case restoring
+        case active
+    }
+
+    package struct Snapshot: Sendable {
+        package var partitionCount: Int32 = 0
+        package var states: [Int32: State] = [:]
+        package var joinedGroup = false
+        package var running = true
+        package var memberId = ""
+
+        package var active: [Int32] { states.filter { $0.value == .active }.map(\.key).sorted() }
+        package var restoring: [Int32] { states.filter { $0.value == .restoring }.map(\.key).sorted() }
+        package var ready: Bool { joinedGroup && running && !states.values.contains(.restoring) }
+    }
+
+    private let state = Mutex(Snapshot())
+
+    package init() {}
+
+    package var snapshot: Snapshot { state.withLock { $0 } }
+
+    package func update(_ body: (inout Snapshot) -> Void) {
+        state.withLock { body(&$0) }
+    }
+
+    package func state(of partition: Int32) -> State? {
+        state.withLock { $0.states[partition] }
+    }
+}

@@ -1,0 +1,190 @@
+// Restores a partition's stores from their changelogs: the tail after the local checkpoint, or everything.
+import Logging
+
+/// Header carried by changelog records: the (max) input offset the value derives from, decimal ASCII.
+package enum ChangelogHeader {
+    package static let inputOffset = "k8s-micro-input-offset"
+
+    package static func encode(_ offset: Int64) -> [UInt8] { Array(String(offset).utf8) }
+
+    package static func decode(_ bytes: [UInt8]) -> Int64? { Int64(String(decoding: bytes, as: UTF8.self)) }
+}
+
+/// Drives the restore consumer. Bound to the stream thread.
+///
+/// Rules: start at the checkpointed changelog offset when the local checkpoint is not ahead of the group's
+/// committed input offset, else wipe and start at the beginning; skip records whose input-offset header is at
+/// or beyond the committed input offset (aborted or uncommitted work, which tansu leaks to read_committed);
+/// the end of the log is the partition EOF (fetch high watermark), never ListOffsets.
+final class ChangelogRestorer {
+    private struct Task {
+        var store: StoreKind
+        var partition: Int32
+        var start: Int64
+        var committedInput: Int64
+        var batch = StoreWriteBatch()
+        var batched = 0
+        var applied = 0
+        var skipped = 0
+        var lastOffset: Int64 = -1
+    }
+
+    private let consumer: KafkaConsumer
+    private let stores: StateStores
+    private let topics: [StoreKind: String]
+    private let metrics: IngestorMetrics
+    private let logger: Logger
+    private var tasks: [TopicPartition: Task] = [:]
+    private let batchSize = 5_000
+
+    init(
+        properties: [String: String], stores: StateStores, topics: [StoreKind: String], metrics: IngestorMetrics,
+        logger: Logger
+    ) throws(KafkaError) {
+        var props = properties
+        props["enable.partition.eof"] = "true"
+        props["enable.auto.commit"] = "false"
+        props["auto.offset.reset"] = "earliest"
+        props["isolation.level"] = "read_committed"
+        props.removeValue(forKey: "group.id")
+        props.removeValue(forKey: "group.instance.id")
+        props.removeValue(forKey: "statistics.interval.ms")
+        consumer = try KafkaConsumer(properties: props, logger: logger)
+        self.stores = stores
+        self.topics = topics
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    var isIdle: Bool { tasks.isEmpty }
+
+    /// Partitions still restoring.
+    var restoringPartitions: Set<Int32> { Set(tasks.values.map(\.partition)) }
+
+    /// Starts restoring both stores of `partition`. `committedInput` is the group's committed offset
+    /// (KafkaOffset.invalid when none: then every changelog record is uncommitted work and skipped).
+    func start(partition: Int32, committedInput: Int64) throws {
+        var offsets: [TopicPartition: Int64] = [:]
+        for kind in StoreKind.allCases {
+            guard let topic = topics[kind] else { continue }
+            let store = stores[kind]
+            let checkpoint = store.checkpoint(partition: partition)
+            var start = KafkaOffset.beginning
+            if let checkpoint, committedInput >= 0, checkpoint.inputOffset <= committedInput {
+                start = checkpoint.changelogOffset
+            } else if checkpoint != nil || store.count(partition: partition) > 0 {
+                logger.warning(
+                    "local store ahead of committed offsets or unusable; wiping for a full restore",
+                    metadata: [
+                        "store": "\(kind.name)", "partition": "\(partition)",
+                        "checkpoint": "\(checkpoint.map { "\($0.inputOffset)/\($0.changelogOffset)" } ?? "none")",
+                        "committed": "\(committedInput)",
+                    ])
+                try store.wipe(partition: partition)
+            }
+            let tp = TopicPartition(topic, partition)
+            tasks[tp] = Task(store: kind, partition: partition, start: start, committedInput: committedInput)
+            offsets[tp] = start
+            logger.info(
+                "restore started",
+                metadata: [
+                    "store": "\(kind.name)", "partition": "\(partition)", "from": "\(start)",
+                    "committedInput": "\(committedInput)",
+                ])
+        }
+        try consumer.assign(offsets)
+    }
+
+    /// Stops restoring a partition (revoked); what was written so far stays, with its checkpoint.
+    func cancel(partition: Int32) {
+        let gone = tasks.filter { $0.value.partition == partition }.map(\.key)
+        for tp in gone { tasks.removeValue(forKey: tp) }
+        if !gone.isEmpty { try? consumer.unassign(gone) }
+    }
+
+    /// Serves up to `maxEvents` restore records; returns partitions whose stores are now all restored.
+    func poll(maxEvents: Int, timeoutMs: Int32) throws -> [Int32] {
+        var finished: [Int32] = []
+        var served = 0
+        while served < maxEvents, !tasks.isEmpty,
+            let event = consumer.poll(timeoutMs: served == 0 ? timeoutMs : 0, headers: true)
+        {
+            served += 1
+            switch event {
+            case .record(let record):
+                try apply(record)
+            case .partitionEOF(let tp, let offset):
+                if let p = try finish(tp, endOffset: offset) { finished.append(p) }
+            case .error(let error):
+                if error.kind == .fatal { throw error }
+                logger.warning("restore consumer error", metadata: ["error": "\(error)"])
+            }
+        }
+        return finished
+    }
+
+    private func apply(_ record: KafkaRecord) throws {
+        let tp = TopicPartition(record.topic, record.partition)
+        guard var task = tasks[tp] else { return }
+        task.lastOffset = record.offset
+        let derivedFrom = record.header(ChangelogHeader.inputOffset).flatMap(ChangelogHeader.decode)
+        let committed = task.committedInput
+        if let key = record.key, let value = record.value,
+            committed >= 0, derivedFrom.map({ $0 < committed }) ?? true
+        {
+            task.batch.put(partition: record.partition, key: key, value: value)
+            task.applied += 1
+        } else {
+            task.skipped += 1
+        }
+        task.batched += 1
+        if task.batched >= batchSize {
+            try flush(&task, changelogOffset: record.offset + 1)
+            if let hw = consumer.cachedWatermarks(tp) {
+                metrics.restoreRemaining(store: task.store.name, partition: task.partition)
+                    .record(max(0, hw.high - record.offset - 1))
+            }
+        }
+        tasks[tp] = task
+    }
+
+    private func flush(_ task: inout Task, changelogOffset: Int64) throws {
+        task.batch.checkpoints[task.partition] = Checkpoint(
+            inputOffset: max(task.committedInput, 0), changelogOffset: changelogOffset)
+        try stores[task.store].write(task.batch)
+        metrics.restored(store: task.store.name).increment(by: Int64(task.batched))
+        task.batch = StoreWriteBatch()
+        task.batched = 0
+    }
+
+    /// End of a changelog partition: write the rest and the checkpoint; returns the partition when all its
+    /// stores are done.
+    private func finish(_ tp: TopicPartition, endOffset: Int64) throws -> Int32? {
+        guard var task = tasks[tp] else { return nil }
+        if task.start >= 0, endOffset < task.start {
+            // The log ends before our checkpoint: the broker lost data (e.g. a new memory broker). Start over.
+            logger.warning(
+                "changelog ends before the local checkpoint; wiping for a full restore",
+                metadata: ["topic": "\(tp)", "end": "\(endOffset)", "checkpoint": "\(task.start)"])
+            try stores[task.store].wipe(partition: task.partition)
+            task = Task(store: task.store, partition: task.partition, start: KafkaOffset.beginning,
+                committedInput: task.committedInput)
+            tasks[tp] = task
+            try consumer.unassign([tp])
+            try consumer.assign([tp: KafkaOffset.beginning])
+            return nil
+        }
+        try flush(&task, changelogOffset: max(endOffset, task.lastOffset + 1))
+        tasks.removeValue(forKey: tp)
+        try consumer.unassign([tp])
+        metrics.restoreRemaining(store: task.store.name, partition: task.partition).record(0)
+        logger.info(
+            "restore finished",
+            metadata: [
+                "store": "\(task.store.name)", "partition": "\(task.partition)", "applied": "\(task.applied)",
+                "skipped": "\(task.skipped)", "end": "\(endOffset)",
+            ])
+        let stillRestoring = tasks.values.contains { $0.partition == task.partition }
+        return stillRestoring ? nil : task.partition
+    }
+}
