@@ -1,0 +1,256 @@
+// A real socket server on a temp path with fake handlers: multiplexing, garbage, stale files, mode.
+#if canImport(Glibc)
+    import Glibc
+#endif
+import Logging
+import Shared
+import Synchronization
+import Testing
+
+@testable import Ingestor
+
+/// Answers gets with `{"key":"<key>"}` at once, pings at once, everything else notFound.
+final class EchoHandler: SocketRequestHandler {
+    func handle(_ request: SocketRequest, reply: @escaping @Sendable (SocketResponse) -> Void) {
+        switch request {
+        case .ping: reply(.pong)
+        case .get(_, let key): reply(.value(json: Array("{\"key\":\"\(key)\"}".utf8)))
+        case .stop: reply(.stopping)
+        default: reply(.notFound)
+        }
+    }
+}
+
+/// Holds get replies until `batch` are pending, then answers them in reverse order from another thread.
+final class ReversingHandler: SocketRequestHandler {
+    let batch: Int
+    private let pending = Mutex<[(String, @Sendable (SocketResponse) -> Void)]>([])
+    init(batch: Int) { self.batch = batch }
+
+    func handle(_ request: SocketRequest, reply: @escaping @Sendable (SocketResponse) -> Void) {
+        guard case .get(_, let key) = request else { return reply(.pong) }
+        let ready = pending.withLock { list -> [(String, @Sendable (SocketResponse) -> Void)]? in
+            list.append((key, reply))
+            guard list.count == batch else { return nil }
+            defer { list.removeAll() }
+            return list
+        }
+        guard let ready else { return }
+        Task.detached {
+            for (key, reply) in ready.reversed() { reply(.value(json: Array(key.utf8))) }
+        }
+    }
+}
+
+struct SocketServerFixture {
+    let directory: String
+    let path: String
+    let server: SocketServer
+
+    init(handler: any SocketRequestHandler, subdirectory: Bool = false) throws {
+        var template = Array("/tmp/k8sm-sock-XXXXXX".utf8CString)
+        let dir = template.withUnsafeMutableBufferPointer { buffer in
+            mkdtemp(buffer.baseAddress!).map { String(cString: $0) }
+        }
+        directory = try #require(dir)
+        path = subdirectory ? "\(directory)/run/k8s/ingestor.sock" : "\(directory)/ingestor.sock"
+        server = SocketServer(
+            configuration: .init(path: path), handler: handler, logger: Logger(label: "test.socket"))
+        try server.start()
+    }
+
+    func client() throws -> SocketClient { try SocketClient(path: path, timeoutMilliseconds: 5000) }
+
+    func stop() {
+        server.stop()
+        server.join()
+        _ = unlink(path)
+        _ = rmdir("\(directory)/run/k8s")
+        _ = rmdir("\(directory)/run")
+        _ = rmdir(directory)
+    }
+}
+
+@Suite struct SocketServerTests {
+    @Test func manyInFlightRequestsAreAnsweredById() throws {
+        let fixture = try SocketServerFixture(handler: ReversingHandler(batch: 100))
+        defer { fixture.stop() }
+        let client = try fixture.client()
+        for i in 1...300 { try client.enqueue(.get(store: "chaser", key: "k\(i)"), id: UInt32(i)) }
+        try client.flush()
+        var seen: [UInt32] = []
+        for _ in 1...300 {
+            guard case .response(let id, let op, .value(let json)) = try client.receive() else {
+                Issue.record("not a value")
+                return
+            }
+            #expect(op == SocketOperation.get.rawValue)
+            #expect(String(decoding: json, as: UTF8.self) == "k\(id)")
+            seen.append(id)
+        }
+        #expect(Set(seen) == Set(1...300))
+        #expect(seen != seen.sorted(), "answers came out of order (reversed per batch)")
+        #expect(seen.prefix(3) == [100, 99, 98])
+    }
+
+    @Test func synchronousRepliesPipelineOnManyClients() throws {
+        let fixture = try SocketServerFixture(handler: EchoHandler())
+        defer { fixture.stop() }
+        let clients = try (0..<8).map { _ in try fixture.client() }
+        for (c, client) in clients.enumerated() {
+            for i in 0..<500 { try client.enqueue(.get(store: "s", key: "c\(c)-\(i)"), id: UInt32(i)) }
+            try client.flush()
+        }
+        for (c, client) in clients.enumerated() {
+            for i in 0..<500 {
+                let frame = try client.receive()
+                #expect(frame == .response(id: UInt32(i), operation: 3, .value(json: Array("{\"key\":\"c\(c)-\(i)\"}".utf8))))
+            }
+        }
+        #expect(fixture.server.statistics.requests == 4000)
+    }
+
+    @Test func garbageClosesOnlyThatConnection() throws {
+        let fixture = try SocketServerFixture(handler: EchoHandler())
+        defer { fixture.stop() }
+        let good = try fixture.client()
+        #expect(try good.request(.ping) == .pong)
+        let bad = try fixture.client()
+        bad.enqueueRaw([0, 0, 0, 12, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7])  // version 7
+        try bad.flush()
+        #expect(throws: SocketClientError.closedByPeer) { _ = try bad.receive() }
+        #expect(try good.request(.get(store: "s", key: "a")) == .value(json: Array(#"{"key":"a"}"#.utf8)))
+        #expect(fixture.server.statistics.protocolErrors == 1)
+    }
+
+    @Test func oversizedFrameClosesOnlyThatConnection() throws {
+        let fixture = try SocketServerFixture(handler: EchoHandler())
+        defer { fixture.stop() }
+        let good = try fixture.client()
+        let bad = try fixture.client()
+        let n = UInt32(SocketProtocol.maxFrameSize + 1)
+        bad.enqueueRaw([UInt8(n >> 24), UInt8((n >> 16) & 0xFF), UInt8((n >> 8) & 0xFF), UInt8(n & 0xFF), 1, 0])
+        try bad.flush()
+        #expect(throws: SocketClientError.closedByPeer) { _ = try bad.receive() }
+        #expect(fixture.server.statistics.protocolErrors == 1)
+        #expect(try good.request(.ping) == .pong)
+        // A frame exactly at the limit is fine.
+        let big = [UInt8](repeating: 0x41, count: SocketProtocol.maxFrameSize - 8 - 8)
+        #expect(try good.request(.get(store: "", key: String(decoding: big, as: UTF8.self))) != .pong)
+    }
+
+    @Test func unknownOperationIsUnsupportedAndKeepsTheConnection() throws {
+        let fixture = try SocketServerFixture(handler: EchoHandler())
+        defer { fixture.stop() }
+        let client = try fixture.client()
+        client.enqueueRaw([0, 0, 0, 8, 1, 0, 0, 0, 0, 42, 200, 0])
+        try client.flush()
+        guard case .response(42, 200, .unsupported) = try client.receive() else {
+            Issue.record("expected unsupported")
+            return
+        }
+        #expect(try client.request(.ping) == .pong)
+        #expect(fixture.server.statistics.protocolErrors == 0)
+    }
+
+    @Test func responseFramesFromClientsAreProtocolErrors() throws {
+        let fixture = try SocketServerFixture(handler: EchoHandler())
+        defer { fixture.stop() }
+        let client = try fixture.client()
+        var frame: [UInt8] = []
+        try FrameEncoder().appendResponse(.pong, id: 1, operation: 1, to: &frame)
+        client.enqueueRaw(frame)
+        try client.flush()
+        #expect(throws: SocketClientError.closedByPeer) { _ = try client.receive() }
+        #expect(fixture.server.statistics.protocolErrors == 1)
+    }
+
+    @Test func socketFileModeAndParentDirectory() throws {
+        let fixture = try SocketServerFixture(handler: EchoHandler(), subdirectory: true)
+        defer { fixture.stop() }
+        var info = stat()
+        #expect(lstat(fixture.path, &info) == 0)
+        #expect(info.st_mode & S_IFMT == S_IFSOCK)
+        #expect(info.st_mode & 0o777 == 0o660)
+    }
+
+    @Test func staleSocketFileIsReplaced() throws {
+        var template = Array("/tmp/k8sm-stale-XXXXXX".utf8CString)
+        let dir = try #require(template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!).map { String(cString: $0) } })
+        let path = "\(dir)/ingestor.sock"
+        defer {
+            _ = unlink(path)
+            _ = rmdir(dir)
+        }
+        // A crashed ingestor leaves a bound socket file nobody listens on.
+        let fd = try UnixDomainSocket.listen(path: path)
+        UnixDomainSocket.close(fd)
+        #expect(access(path, F_OK) == 0)
+        let server = SocketServer(configuration: .init(path: path), handler: EchoHandler(), logger: Logger(label: "t"))
+        try server.start()
+        let client = try SocketClient(path: path)
+        #expect(try client.request(.ping) == .pong)
+        server.stop()
+        server.join()
+        #expect(access(path, F_OK) != 0, "stop unlinks the socket file")
+    }
+
+    @Test func liveSocketRefusesASecondServer() throws {
+        let fixture = try SocketServerFixture(handler: EchoHandler())
+        defer { fixture.stop() }
+        let second = SocketServer(configuration: .init(path: fixture.path), handler: EchoHandler(), logger: Logger(label: "t"))
+        #expect {
+            try second.start()
+        } throws: { error in
+            guard case SocketServerError.alreadyServed = error else { return false }
+            return true
+        }
+        // The first one still serves.
+        #expect(try fixture.client().request(.ping) == .pong)
+    }
+
+    @Test func regularFileAtThePathIsNeverDeleted() throws {
+        var template = Array("/tmp/k8sm-file-XXXXXX".utf8CString)
+        let dir = try #require(template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!).map { String(cString: $0) } })
+        let path = "\(dir)/ingestor.sock"
+        let fd = open(path, O_CREAT | O_WRONLY, 0o600)
+        close(fd)
+        defer {
+            _ = unlink(path)
+            _ = rmdir(dir)
+        }
+        let server = SocketServer(configuration: .init(path: path), handler: EchoHandler(), logger: Logger(label: "t"))
+        #expect {
+            try server.start()
+        } throws: { error in
+            guard case SocketServerError.notASocket = error else { return false }
+            return true
+        }
+        #expect(access(path, F_OK) == 0)
+    }
+
+    @Test func stopAnswersInFlightThenCloses() throws {
+        let handler = ReversingHandler(batch: 2)
+        let fixture = try SocketServerFixture(handler: handler)
+        let client = try fixture.client()
+        try client.enqueue(.get(store: "s", key: "a"), id: 1)
+        try client.flush()
+        // One request is parked in the handler; stop waits (grace) for it, then closes.
+        let before = fixture.server.statistics.requests
+        while fixture.server.statistics.requests == before { usleep(1000) }
+        fixture.server.stop()
+        fixture.server.join()
+        #expect(throws: SocketClientError.closedByPeer) { _ = try client.receive() }
+        #expect(access(fixture.path, F_OK) != 0)
+        fixture.stop()
+    }
+
+    @Test func probeOfAMissingSocketFailsFast() {
+        #expect {
+            _ = try SocketClient(path: "/tmp/k8sm-does-not-exist/ingestor.sock", timeoutMilliseconds: 100)
+        } throws: { error in
+            guard case SocketClientError.connectFailed = error else { return false }
+            return true
+        }
+    }
+}
