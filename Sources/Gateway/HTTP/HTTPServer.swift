@@ -1,0 +1,102 @@
+// One HTTP listener (API or health): accepts connections under a cap, owns them, sweeps timeouts.
+import Logging
+
+/// Bound to the loop thread.
+final class HTTPServer {
+    let name: String
+    let routes: RouteTable
+    let limits: HTTPLimits
+    let metrics: GatewayMetrics
+    let date: HTTPDate
+    private let loop: EventLoop
+    private let maxConnections: Int
+    private var listener: TCPListener?
+    private var connections: [Int: HTTPConnection] = [:]
+    private var nextId = 0
+    private let logger: Logger
+    /// Set by `drain()`: answers carry `Connection: close`, no new connections.
+    private(set) var draining = false
+    /// Called once after `drain()` when the last connection closed.
+    private var onDrained: (() -> Void)?
+
+    /// The port actually bound.
+    var port: Int { listener?.port ?? 0 }
+    var openConnections: Int { connections.count }
+    var nowMs: UInt64 { loop.nowMs }
+
+    init(
+        name: String, loop: EventLoop, host: String, port: Int, routes: RouteTable, limits: HTTPLimits,
+        maxConnections: Int, metrics: GatewayMetrics, date: HTTPDate, logger: Logger
+    ) throws(UVError) {
+        self.name = name
+        self.loop = loop
+        self.routes = routes
+        self.limits = limits
+        self.maxConnections = maxConnections
+        self.metrics = metrics
+        self.date = date
+        self.logger = logger
+        listener = try TCPListener(loop: loop, host: host, port: port) { [unowned self] stream in
+            self.accepted(stream)
+        }
+    }
+
+    private static let busy: [UInt8] = Array(
+        ("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+            + "Connection: close\r\nContent-Length: 60\r\n\r\n"
+            + "{\"error\":\"too-many-connections\",\"message\":\"connection cap\"}").utf8)
+
+    private func accepted(_ stream: StreamHandle?) {
+        guard let stream else {
+            metrics.socketError("accept")
+            return
+        }
+        if draining || connections.count >= maxConnections {
+            metrics.connectionRejected()
+            _ = stream.write(Self.busy)
+            stream.close()
+            return
+        }
+        nextId += 1
+        let connection = HTTPConnection(id: nextId, stream: stream, server: self)
+        connections[nextId] = connection
+        metrics.connection(listener: name, delta: 1)
+    }
+
+    func connectionClosed(_ connection: HTTPConnection) {
+        guard connections.removeValue(forKey: connection.id) != nil else { return }
+        metrics.connection(listener: name, delta: -1)
+        if draining && connections.isEmpty { finishDrain() }
+    }
+
+    /// Called by the shared sweep timer: acts on connections whose deadline passed.
+    func sweep() {
+        let now = loop.nowMs
+        var expired: [HTTPConnection] = []
+        for connection in connections.values where connection.deadlineMs <= now { expired.append(connection) }
+        for connection in expired { connection.timedOut() }
+    }
+
+    /// Stops accepting; idle connections close now, busy ones after their answers; `done` runs when
+    /// the last one closed.
+    func drain(_ done: @escaping () -> Void) {
+        guard !draining else { return }
+        draining = true
+        onDrained = done
+        listener?.close()
+        listener = nil
+        for connection in Array(connections.values) { connection.drain() }
+        if connections.isEmpty { finishDrain() }
+    }
+
+    /// Drain deadline passed: close whatever is left.
+    func forceClose() {
+        for connection in Array(connections.values) { connection.close() }
+    }
+
+    private func finishDrain() {
+        let done = onDrained
+        onDrained = nil
+        done?()
+    }
+}

@@ -1,0 +1,146 @@
+// Handlers of the data routes (/chaser, /billing, POST /events): ask the ingestor, map its answer.
+import Shared
+
+/// Bound to the loop thread.
+final class DataHandlers {
+    private let client: any IngestorClient
+    private let timeoutMs: UInt64
+
+    init(client: any IngestorClient, timeoutMs: UInt64 = 2_000) {
+        self.client = client
+        self.timeoutMs = timeoutMs
+    }
+
+    func chaser(_ r: RouteRequest, _ responder: Responder) { get(store: "chaser", r, responder) }
+    func billing(_ r: RouteRequest, _ responder: Responder) { get(store: "billing", r, responder) }
+    func chaserKeys(_ r: RouteRequest, _ responder: Responder) { keys(store: "chaser", r, responder) }
+    func billingKeys(_ r: RouteRequest, _ responder: Responder) { keys(store: "billing", r, responder) }
+
+    private func get(store: String, _ r: RouteRequest, _ responder: Responder) {
+        let key = r.params.first ?? ""
+        client.send(.get(store: store, key: key), timeoutMs: timeoutMs) { reply in
+            responder.send(Self.map(reply, notFound: "no \(store) aggregate for key \(key)") { response in
+                if case .value(let json) = response { return .json(bytes: json) }
+                return nil
+            })
+        }
+    }
+
+    /// Parameters of a key listing, or the 400 reason.
+    struct KeyQuery: Equatable {
+        var limit: UInt32 = 1000
+        var cursor: String?
+        var cluster = false
+
+        static func parse(_ pairs: [(String, String)]?) -> Result<KeyQuery, QueryError> {
+            guard let pairs else { return .failure(QueryError(message: "malformed query string")) }
+            var q = KeyQuery()
+            for (name, value) in pairs {
+                switch name {
+                case "limit":
+                    guard let n = UInt32(value), n >= 1, n <= 10_000 else {
+                        return .failure(QueryError(message: "limit must be an integer from 1 to 10000"))
+                    }
+                    q.limit = n
+                case "cursor": q.cursor = value
+                case "scope":
+                    switch value {
+                    case "local": q.cluster = false
+                    case "cluster": q.cluster = true
+                    default: return .failure(QueryError(message: "scope must be 'local' or 'cluster'"))
+                    }
+                default: continue
+                }
+            }
+            return .success(q)
+        }
+    }
+
+    struct QueryError: Error, Equatable { let message: String }
+
+    private func keys(store: String, _ r: RouteRequest, _ responder: Responder) {
+        let query: KeyQuery
+        switch KeyQuery.parse(r.query) {
+        case .success(let q): query = q
+        case .failure(let e):
+            responder.send(.error(400, "bad-request", e.message))
+            return
+        }
+        if query.cluster {
+            // Cluster-wide listing needs the forwarding layer (SPEC §8), not in this build yet.
+            responder.send(.error(501, "not-implemented", "scope=cluster is not available yet; use scope=local"))
+            return
+        }
+        client.send(.listKeys(store: store, limit: query.limit, cursor: query.cursor), timeoutMs: timeoutMs) {
+            reply in
+            responder.send(Self.map(reply, notFound: "no such store \(store)") { response in
+                guard case .keys(let page) = response else { return nil }
+                return .json(Self.keysJSON(page))
+            })
+        }
+    }
+
+    static func keysJSON(_ page: KeyPage) -> String {
+        var out = "{\"keys\":["
+        for (i, key) in page.keys.enumerated() {
+            if i > 0 { out += "," }
+            out += JSONText.quote(key)
+        }
+        out += "],\"next\":" + (page.nextCursor.map(JSONText.quote) ?? "null") + "}"
+        return out
+    }
+
+    func publish(_ r: RouteRequest, _ responder: Responder) {
+        if let type = r.request.headers.first("content-type"), !type.lowercased().contains("json") {
+            responder.send(.error(415, "unsupported-media-type", "POST /events takes application/json"))
+            return
+        }
+        if let problem = EventValidation.problem(in: r.request.body) {
+            responder.send(.error(400, "bad-event", problem))
+            return
+        }
+        client.send(.publish(json: r.request.body), timeoutMs: 10_000) { reply in
+            responder.send(Self.map(reply, notFound: "not found") { response in
+                guard case .published(let receipt) = response else { return nil }
+                return .json(
+                    "{\"topic\":\(JSONText.quote(receipt.topic)),\"partition\":\(receipt.partition),"
+                        + "\"offset\":\(receipt.offset)}", status: 202)
+            })
+        }
+    }
+
+    /// Maps an ingestor reply to HTTP: `success` handles the expected success case.
+    static func map(
+        _ reply: IngestorReply, notFound: String, success: (SocketResponse) -> HTTPResponse?
+    ) -> HTTPResponse {
+        switch reply {
+        case .unavailable(let reason):
+            return .error(503, "ingestor-unavailable", reason, headers: [("Retry-After", "1")])
+        case .response(let response):
+            if let ok = success(response) { return ok }
+            switch response {
+            case .notFound:
+                return .error(404, "not-found", notFound)
+            case .notReady(let ms, let message):
+                let seconds = max(1, (Int(ms) + 999) / 1000)
+                return .error(503, "not-ready", message, headers: [("Retry-After", String(seconds))])
+            case .notOwner(let partition, let endpoint):
+                // Forwarding to the owner (SPEC §8) is not in this build: tell the client to retry.
+                return .error(
+                    503, "not-owner",
+                    "partition \(partition) is owned by \(endpoint ?? "another pod"); forwarding is not available",
+                    headers: [("Retry-After", "1")])
+            case .badRequest(let message):
+                return .error(400, "bad-event", message)
+            case .unavailable(let message):
+                return .error(503, "ingestor-unavailable", message, headers: [("Retry-After", "1")])
+            case .unsupported(let message):
+                return .error(501, "not-implemented", message)
+            case .internalError(let message):
+                return .error(500, "internal-error", message)
+            default:
+                return .error(502, "bad-ingestor-answer", "unexpected answer from the ingestor")
+            }
+        }
+    }
+}

@@ -1,0 +1,65 @@
+// Edge validation of POST /events bodies against the four input event shapes (SPEC §2, §4).
+
+/// The shapes the gateway accepts; the ingestor re-validates and encodes. Stateless; any thread.
+enum EventValidation {
+    enum FieldType { case string, long, nullableLong }
+
+    /// Event type full name → fields (name, type, required).
+    static let shapes: [String: [(String, FieldType, Bool)]] = [
+        "com.polecatworks.chaser.Chaser": [
+            ("name", .string, true), ("id", .string, true), ("sent", .long, true), ("ttl", .long, true),
+            ("previous", .nullableLong, false),
+        ],
+        "com.polecatworks.billing.Bill": [
+            ("billId", .string, true), ("customerId", .string, true), ("orderId", .string, true),
+            ("amountCents", .long, true), ("currency", .string, true), ("issuedAt", .long, true),
+            ("dueDate", .long, true),
+        ],
+        "com.polecatworks.billing.PaymentRequest": [
+            ("paymentId", .string, true), ("billId", .string, true), ("customerId", .string, true),
+            ("amountCents", .long, true), ("currency", .string, true), ("requestedAt", .long, true),
+        ],
+        "com.polecatworks.billing.PaymentFailed": [
+            ("paymentId", .string, true), ("billId", .string, true), ("customerId", .string, true),
+            ("failureReason", .string, true), ("failedAt", .long, true),
+        ],
+    ]
+
+    /// nil when `body` is an acceptable event; otherwise the 400 reason.
+    static func problem(in body: [UInt8]) -> String? {
+        let value: JSONValue
+        do {
+            value = try MiniJSONParser.parse(body)
+        } catch {
+            return error.message
+        }
+        guard case .object(let members) = value else { return "the event must be a JSON object" }
+        var seen: [String: JSONValue] = [:]
+        for (name, v) in members {
+            if seen[name] != nil { return "duplicate field '\(name)'" }
+            seen[name] = v
+        }
+        guard case .string(let type)? = seen["type"] else { return "missing string field 'type'" }
+        guard let shape = shapes[type] else {
+            return "unknown event type '\(type)' (expected one of \(shapes.keys.sorted().joined(separator: ", ")))"
+        }
+        for name in seen.keys where name != "type" && !shape.contains(where: { $0.0 == name }) {
+            return "unknown field '\(name)' for \(type)"
+        }
+        for (name, fieldType, required) in shape {
+            guard let v = seen[name] else {
+                if required { return "missing field '\(name)'" }
+                continue
+            }
+            switch (fieldType, v) {
+            case (.string, .string): continue
+            case (.long, .number(let n)), (.nullableLong, .number(let n)):
+                if Int64(n) == nil { return "field '\(name)' must be a 64-bit integer" }
+            case (.nullableLong, .null): continue
+            case (.string, _): return "field '\(name)' must be a string"
+            default: return "field '\(name)' must be a 64-bit integer"
+            }
+        }
+        return nil
+    }
+}
