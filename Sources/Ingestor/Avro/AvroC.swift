@@ -185,9 +185,10 @@ final class AvroDatum {
     let schema: AvroSchema
     let writerSchema: AvroSchema?
     private let iface: UnsafeMutablePointer<avro_value_iface_t>
-    private var value = avro_value_t()
+    /// Heap cells (not stored properties) so passing them to C needs no exclusivity bookkeeping.
+    private let value: UnsafeMutablePointer<avro_value_t>
     private let resolvedIface: UnsafeMutablePointer<avro_value_iface_t>?
-    private var resolved = avro_value_t()
+    private let resolved: UnsafeMutablePointer<avro_value_t>
     private let reader: avro_reader_t
     private let writer: avro_writer_t
     private var scratch: UnsafeMutableRawBufferPointer
@@ -199,26 +200,37 @@ final class AvroDatum {
         guard let iface = avro_generic_class_from_schema(schema.raw) else {
             throw AvroError.last("cannot build value class for \(schema.fullName)", code: EINVAL)
         }
-        var rc = avro_generic_value_new(iface, &value)
+        let value = UnsafeMutablePointer<avro_value_t>.allocate(capacity: 1)
+        let resolved = UnsafeMutablePointer<avro_value_t>.allocate(capacity: 1)
+        value.initialize(to: avro_value_t())
+        resolved.initialize(to: avro_value_t())
+        var rc = avro_generic_value_new(iface, value)
         guard rc == 0 else {
             cavro_value_iface_decref(iface)
+            value.deallocate()
+            resolved.deallocate()
             throw AvroError.last("cannot create value for \(schema.fullName)", code: rc)
         }
         var resolvedIface: UnsafeMutablePointer<avro_value_iface_t>? = nil
         if let writer {
             guard let ri = avro_resolved_writer_new(writer.raw, schema.raw) else {
-                avro_value_decref(&value)
+                let error = AvroError.last("writer schema cannot be resolved against \(schema.fullName)", code: EINVAL)
+                avro_value_decref(value)
                 cavro_value_iface_decref(iface)
-                throw AvroError.last("writer schema cannot be resolved against \(schema.fullName)", code: EINVAL)
+                value.deallocate()
+                resolved.deallocate()
+                throw error
             }
-            rc = avro_resolved_writer_new_value(ri, &resolved)
+            rc = avro_resolved_writer_new_value(ri, resolved)
             guard rc == 0 else {
-                avro_value_decref(&value)
+                avro_value_decref(value)
                 cavro_value_iface_decref(iface)
                 cavro_value_iface_decref(ri)
+                value.deallocate()
+                resolved.deallocate()
                 throw AvroError.last("cannot create resolved value", code: rc)
             }
-            avro_resolved_writer_set_dest(&resolved, &value)
+            avro_resolved_writer_set_dest(resolved, value)
             resolvedIface = ri
         }
         let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 1024, alignment: 8)
@@ -229,6 +241,8 @@ final class AvroDatum {
         self.schema = schema
         self.writerSchema = writer
         self.iface = iface
+        self.value = value
+        self.resolved = resolved
         self.resolvedIface = resolvedIface
         self.reader = reader
         self.writer = writerIO
@@ -237,37 +251,36 @@ final class AvroDatum {
 
     deinit {
         if resolvedIface != nil {
-            avro_value_decref(&resolved)
+            avro_value_decref(resolved)
         }
-        avro_value_decref(&value)
+        avro_value_decref(value)
         if let resolvedIface { cavro_value_iface_decref(resolvedIface) }
         cavro_value_iface_decref(iface)
+        value.deallocate()
+        resolved.deallocate()
         avro_reader_free(reader)
         avro_writer_free(writer)
         scratch.deallocate()
     }
 
     /// The value (reader schema shape).
-    var root: AvroValue { AvroValue(raw: value) }
+    var root: AvroValue { AvroValue(raw: value.pointee) }
 
     /// Clears the value for a fresh encode (keeps its allocations).
     func reset() throws(AvroError) {
-        let rc = cavro_value_reset(&value)
+        let rc = cavro_value_reset(value)
         guard rc == 0 else { throw AvroError.last("reset", code: rc) }
     }
 
-    /// Decodes `payload` (Avro binary, no framing) into `root`. Every byte must be consumed.
+    /// Decodes `payload` (Avro binary, no framing) into `root`. Bytes after a complete record are ignored,
+    /// as Confluent's deserializers do (checking would cost an avro-c error formatting per record).
     func decode(_ payload: UnsafeRawBufferPointer) throws(AvroError) {
         let base =
             payload.baseAddress?.assumingMemoryBound(to: CChar.self)
             ?? UnsafePointer(scratch.baseAddress?.assumingMemoryBound(to: CChar.self))
         avro_reader_memory_set_source(reader, base, Int64(payload.count))
-        let rc = resolvedIface == nil ? avro_value_read(reader, &value) : avro_value_read(reader, &resolved)
+        let rc = avro_value_read(reader, resolvedIface == nil ? value : resolved)
         guard rc == 0 else { throw AvroError.last("cannot decode \(schema.fullName)", code: rc) }
-        var extra: UInt8 = 0
-        if avro_read(reader, &extra, 1) == 0 {
-            throw AvroError("trailing bytes after \(schema.fullName) in a \(payload.count)-byte payload")
-        }
     }
 
     /// Encodes `root` with the reader schema and hands the bytes to `body` (valid only inside it).
@@ -275,7 +288,7 @@ final class AvroDatum {
         while true {
             avro_writer_memory_set_dest(
                 writer, scratch.baseAddress?.assumingMemoryBound(to: CChar.self), Int64(scratch.count))
-            let rc = avro_value_write(writer, &value)
+            let rc = avro_value_write(writer, value)
             if rc == 0 {
                 let written = Int(avro_writer_tell(writer))
                 return body(UnsafeRawBufferPointer(rebasing: scratch[0..<written]))

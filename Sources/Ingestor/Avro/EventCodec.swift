@@ -28,7 +28,10 @@ final class EventCodec {
     private let schemaTexts: [SchemaKind: String]
     private let idsByKind: [SchemaKind: Int32]
     private var decoders: [Int32: Decoder] = [:]
-    /// Encoders by `SchemaKind.allCases` index (the decoders of our own ids).
+    /// Our own ids and their decoders, scanned linearly before the dictionary (cheaper than hashing).
+    private var ownIds: [Int32] = []
+    private var ownDecoders: [Decoder] = []
+    /// Encoders by `SchemaKind.index` (the decoders of our own ids).
     private var encoders: [Decoder] = []
     private let registry: SchemaRegistryClient?
     /// Ids that failed recently: not asked again before `retryAt`.
@@ -80,6 +83,8 @@ final class EventCodec {
             let decoder = Decoder(
                 kind: kind, id: id, datum: try AvroDatum(schema: schema), fieldMap: Array(0..<fields.count))
             decoders[id] = decoder
+            ownIds.append(id)
+            ownDecoders.append(decoder)
             encoders.append(decoder)
         }
         try selfTest()
@@ -146,6 +151,7 @@ final class EventCodec {
 
     private func decoder(for bytes: UnsafeRawBufferPointer) throws(DecodeFailure) -> Decoder {
         let id = try ConfluentFrame.schemaId(of: bytes)
+        for i in 0..<ownIds.count where ownIds[i] == id { return ownDecoders[i] }
         if let decoder = decoders[id] { return decoder }
         return try fetchDecoder(id: id)
     }
@@ -309,8 +315,7 @@ final class EventCodec {
     private func encodeChecked(
         _ kind: SchemaKind, _ fill: (AvroValue) throws(AvroError) -> Void
     ) throws(AvroError) -> [UInt8] {
-        guard let index = SchemaKind.allCases.firstIndex(of: kind) else { throw AvroError("no encoder") }
-        let encoder = encoders[index]
+        let encoder = encoders[kind.index]
         try encoder.datum.reset()
         try fill(encoder.datum.root)
         let id = encoder.id

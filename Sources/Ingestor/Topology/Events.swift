@@ -116,6 +116,18 @@ enum SchemaKind: String, CaseIterable, Sendable {
         self = kind
     }
 
+    /// Position in `allCases` (without allocating `allCases`).
+    var index: Int {
+        switch self {
+        case .chaser: 0
+        case .aggregate: 1
+        case .bill: 2
+        case .paymentRequest: 3
+        case .paymentFailed: 4
+        case .billAggregate: 5
+        }
+    }
+
     /// Aggregates are outputs; on the input topic they are "wrong-type".
     var isAggregate: Bool { self == .aggregate || self == .billAggregate }
 }
