@@ -7,9 +7,11 @@ private func announce(
     _ member: String, _ partitions: [Int], restoring: [Int] = [], epoch: Int64 = 1, time: Int64 = 1_000,
     ttl: Int64 = 10_000
 ) -> RoutingAnnouncement {
-    RoutingAnnouncement(
+    var a = RoutingAnnouncement(
         member: member, endpoint: "\(member):8080", partitions: partitions, restoring: restoring, partitionCount: 4,
         epoch: epoch, time: time, ttlMs: ttl)
+    a.sequence = time  // in these tests the log order follows the announce time
+    return a
 }
 
 @Suite struct AssignmentTableTests {
@@ -30,6 +32,17 @@ private func announce(
         table.apply(announce("b", [2, 3], time: 2_000))  // b got 2 and 3; a has not re-announced yet
         #expect(table.owner(ofPartition: 2, now: 2_500)?.member == "b")
         #expect(table.owner(ofPartition: 0, now: 2_500)?.member == "a")
+    }
+
+    @Test func logOrderNotClockOrderDecides() {
+        var table = AssignmentTable()
+        var a = announce("a", [1], time: 9_000)  // a's clock runs ahead
+        a.sequence = 1
+        var b = announce("b", [1], time: 2_000)
+        b.sequence = 2
+        table.apply(a)
+        table.apply(b)
+        #expect(table.owner(ofPartition: 1, now: 9_500)?.member == "b")
     }
 
     @Test func staleEpochIsIgnoredAndClaimsExpire() {

@@ -15,6 +15,13 @@ public struct RoutingAnnouncement: Sendable, Equatable, Codable {
     /// Milliseconds since the epoch when announced; claims expire `ttlMs` after it.
     public var time: Int64
     public var ttlMs: Int64
+    /// Position in the routing log (its Kafka offset), set by the reader: a total order of claims that does
+    /// not depend on the pods' clocks. Not part of the published JSON.
+    public var sequence: Int64 = 0
+
+    enum CodingKeys: String, CodingKey {
+        case member, endpoint, partitions, restoring, partitionCount, epoch, time, ttlMs
+    }
 
     public init(
         member: String, endpoint: String, partitions: [Int], restoring: [Int] = [], partitionCount: Int,
@@ -49,7 +56,7 @@ public struct AssignmentTable: Sendable, Equatable {
     /// Applies an announcement; an older epoch of a member never replaces a newer one.
     public mutating func apply(_ announcement: RoutingAnnouncement) {
         if let current = members[announcement.member],
-            (current.epoch, current.time) > (announcement.epoch, announcement.time)
+            (current.epoch, current.sequence) > (announcement.epoch, announcement.sequence)
         {
             return
         }
@@ -69,11 +76,12 @@ public struct AssignmentTable: Sendable, Equatable {
         members.values.filter { !$0.isExpired(now: now) }.map(\.partitionCount).max() ?? 0
     }
 
-    /// The owner of a partition: among live claims, the most recent one (a new owner announces after the
-    /// rebalance that gave it the partition, so it is newer than the stale claim of the previous owner).
+    /// The owner of a partition: among live claims, the latest in the routing log (a new owner announces after
+    /// the rebalance that gave it the partition, so its claim follows the stale claim of the previous owner).
     public func owner(ofPartition partition: Int, now: Int64) -> PartitionClaim? {
         let claims = members.values.filter { !$0.isExpired(now: now) && $0.partitions.contains(partition) }
-        guard let best = claims.max(by: { ($0.time, $0.epoch, $0.member) < ($1.time, $1.epoch, $1.member) }) else {
+        guard let best = claims.max(by: { ($0.sequence, $0.time, $0.member) < ($1.sequence, $1.time, $1.member) })
+        else {
             return nil
         }
         return PartitionClaim(member: best.member, endpoint: best.endpoint, ready: !best.restoring.contains(partition))
