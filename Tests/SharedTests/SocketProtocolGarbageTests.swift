@@ -69,7 +69,7 @@ import Testing
 
     @Test func badValues() {
         // bool that is neither 0 nor 1
-        #expect(decode(frame([1, 1, 0, 0, 0, 1, 5, 0], [0, 0, 0, 1, 0, 0])) == .badValue(field: "owner.endpoint"))
+        #expect(decode(frame([1, 1, 0, 0, 0, 1, 5, 0], [0, 0, 0, 1, 2])) == .badValue(field: "owner.endpoint"))
         // array count far beyond the frame: rejected without reserving memory
         #expect(decode(frame([1, 1, 0, 0, 0, 1, 4, 0], [0xFF, 0xFF, 0xFF, 0xFF])) == .badValue(field: "keys.keys"))
         // invalid UTF-8 key

@@ -101,7 +101,7 @@ package struct FrameDecoder: Sendable {
             i += take
             let have = pending.count - prefix
             if have < pendingLength {
-                if have >= 2 {
+                if have >= 1 {
                     try pending.withUnsafeBytes { raw in
                         Result { () throws(SocketProtocolError) in
                             try Self.checkEarlyHeader(raw, at: prefix, available: have)
