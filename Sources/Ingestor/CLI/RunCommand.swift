@@ -1,13 +1,97 @@
-// `k8s-micro-ingestor run`: Run the aggregation topology (the default).
+// `k8s-micro-ingestor run`: the composition root of the ingestor (stores, stream thread, socket, routing).
 import ArgumentParser
+import Logging
+import ServiceLifecycle
 import Shared
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 struct RunCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "run", abstract: "Run the aggregation topology (the default).")
+    static let configuration = CommandConfiguration(
+        commandName: "run", abstract: "Run the aggregation topology (the default).")
 
     @OptionGroup var options: ConfigOptions
 
+    @Flag(name: .customLong("dump-store"), help: .hidden)
+    var dumpStore = false
+
     func run() async throws {
-        throw CleanExit.message("not implemented yet")
+        let config = try ProcessBootstrap.start(options, role: .ingestor)
+        let logger = Logger(label: "k8s-micro.ingestor.run")
+        let stores = try StateStores(stateDir: config.ingestor.stateDir)
+        if dumpStore {
+            try StoreDump.print(stores: stores, codec: try CodecFactory.resolve(config: config, logger: logger).make())
+            return
+        }
+        logger.info("librdkafka", metadata: ["version": "\(KafkaLibrary.version)"])
+        let codecs = try CodecFactory.resolve(config: config, logger: logger)
+        let registry = PartitionRegistry()
+        let settings = StreamSettings(config: config)
+        let stream = StreamThread(
+            config: config, stores: stores, registry: registry, codecs: codecs,
+            logger: Logger(label: "k8s-micro.ingestor.stream"))
+        let publisher = try EventPublisher(
+            properties: StreamSettings.producerOnly(settings.producerProperties), topic: config.kafka.inputTopic,
+            logger: Logger(label: "k8s-micro.ingestor.publish"))
+        var routingProps = ["bootstrap.servers": config.kafka.bootstrapServers]
+        routingProps.merge(config.kafka.properties) { _, user in user }
+        let routing = RoutingService(
+            settings: .init(
+                member: "\(config.pod.name)", endpoint: config.gateway.endpoint(pod: config.pod),
+                topic: config.kafka.routingTopic, kafkaProperties: routingProps),
+            registry: registry)
+        let handler = StoreQueryHandler(
+            stores: stores, registry: registry, codec: try codecs.make(), publisher: publisher,
+            localEndpoint: config.gateway.endpoint(pod: config.pod), routing: routing,
+            onStop: { _ = kill(getpid(), SIGTERM) }, logger: Logger(label: "k8s-micro.ingestor.query"))
+        let server = SocketServer(
+            configuration: .init(path: config.ingestor.socket, allowedGid: config.ingestor.socketGid),
+            handler: handler, logger: Logger(label: "k8s-micro.ingestor.socket"))
+
+        let hooks = LifecycleHooks()
+        hooks.onStartup("socket") { try server.start() }
+        hooks.onStartup("routing") { _ = routing.start() }
+        // Reverse order at shutdown: the stream thread has already committed and left the group.
+        hooks.onShutdown("socket") {
+            server.stop()
+            await server.waitUntilStopped()
+        }
+        hooks.onShutdown("routing") { await routing.stop() }
+        hooks.onShutdown("publisher") { publisher.close() }
+        hooks.onShutdown("stores") { stores.syncAll() }
+        try await hooks.run(services: [StreamService(thread: stream)], logger: logger)
+        logger.info("stopped")
+    }
+}
+
+/// `run --dump-store`: prints every stored aggregate as JSON lines (tests, debugging; the ingestor must be
+/// stopped or it prints a committed snapshot).
+enum StoreDump {
+    static func print(stores: StateStores, codec: EventCodec) throws {
+        for kind in StoreKind.allCases {
+            let store = stores[kind]
+            for p in store.partitions {
+                var after: [UInt8]?
+                while true {
+                    let keys = store.keys(partition: p, after: after, limit: 1_000)
+                    if keys.isEmpty { break }
+                    for key in keys {
+                        guard let value = store.get(partition: p, key: key) else { continue }
+                        let json: String
+                        switch kind {
+                        case .chaser: json = AggregateJSON.render(try codec.decodeChaserAggregate(value))
+                        case .billing: json = AggregateJSON.render(try codec.decodeBillAggregate(value))
+                        }
+                        var line = #"{"store":"\#(kind.name)","partition":\#(p),"key":"#
+                        line += JSONText.quote(String(decoding: key, as: UTF8.self))
+                        line += #","value":\#(json)}"#
+                        Swift.print(line)
+                    }
+                    after = keys.last
+                }
+            }
+        }
     }
 }

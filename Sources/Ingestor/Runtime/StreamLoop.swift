@@ -66,7 +66,7 @@ struct StreamSettings: Sendable {
         consumer["isolation.level"] = "read_committed"
         consumerProperties = consumer
 
-        var producer = base
+        var producer = Self.producerOnly(base)
         producer["client.id"] = producer["client.id"] ?? "\(client)-producer"
         producer["linger.ms"] = producer["linger.ms"] ?? "5"
         producer["enable.idempotence"] = "true"
@@ -80,10 +80,29 @@ struct StreamSettings: Sendable {
 
         var restore = base
         restore["client.id"] = "\(client)-restore"
+        // Never subscribes or commits; librdkafka wants a group id for incremental assignment.
+        restore["group.id"] = "\(client)-restore"
         restoreProperties = restore
-        var admin = base
+        var admin = Self.producerOnly(base)
         admin["client.id"] = "\(client)-admin"
         adminProperties = admin
+    }
+}
+
+extension StreamSettings {
+    /// Consumer-only librdkafka keys (left out of producer/admin configs to avoid CONFWARN noise).
+    static let consumerOnlyKeys: Set<String> = [
+        "session.timeout.ms", "heartbeat.interval.ms", "group.id", "group.instance.id", "group.protocol",
+        "group.remote.assignor", "partition.assignment.strategy", "auto.offset.reset", "max.poll.interval.ms",
+        "isolation.level", "enable.auto.commit", "enable.auto.offset.store", "auto.commit.interval.ms",
+        "enable.partition.eof", "fetch.wait.max.ms", "fetch.min.bytes", "fetch.max.bytes", "fetch.error.backoff.ms",
+        "max.partition.fetch.bytes", "fetch.message.max.bytes", "queued.min.messages", "queued.max.messages.kbytes",
+        "check.crcs", "coordinator.query.interval.ms", "client.rack",
+    ]
+
+    /// `properties` without consumer-only keys.
+    static func producerOnly(_ properties: [String: String]) -> [String: String] {
+        properties.filter { !consumerOnlyKeys.contains($0.key) || $0.key == "client.rack" }
     }
 }
 

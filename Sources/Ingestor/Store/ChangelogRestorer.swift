@@ -46,7 +46,6 @@ final class ChangelogRestorer {
         props["enable.auto.commit"] = "false"
         props["auto.offset.reset"] = "earliest"
         props["isolation.level"] = "read_committed"
-        props.removeValue(forKey: "group.id")
         props.removeValue(forKey: "group.instance.id")
         props.removeValue(forKey: "statistics.interval.ms")
         consumer = try KafkaConsumer(properties: props, logger: logger)
