@@ -1,11 +1,11 @@
 // Tests of the Avro codec: byte-exact payloads, framing, round trips, decode failures, garbage input.
 import Testing
 
+@testable import Ingestor
+
 #if canImport(Glibc)
     import Glibc
 #endif
-
-@testable import Ingestor
 
 /// Shared fixtures of the Avro tests.
 enum AvroFixtures {
@@ -193,7 +193,8 @@ enum AvroFixtures {
                 }
             } else {
                 let id = UInt8(1 + rng.next() % 6)
-                bytes = [0, 0, 0, 0, id] + (0..<Int(rng.next() % 48)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+                bytes =
+                    [0, 0, 0, 0, id] + (0..<Int(rng.next() % 48)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
             }
             do {
                 _ = try codec.decodeInput(bytes)

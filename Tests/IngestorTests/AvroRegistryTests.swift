@@ -3,11 +3,11 @@
 import Synchronization
 import Testing
 
+@testable import Ingestor
+
 #if canImport(Glibc)
     import Glibc
 #endif
-
-@testable import Ingestor
 
 /// A tiny HTTP/1.1 server implementing POST /subjects/{subject}/versions and GET /schemas/ids/{id}.
 /// Runs its accept loop on its own pthread; one request per connection.
@@ -185,8 +185,11 @@ enum AvroBytes {
         let client = try SchemaRegistryClient(url: server.url)
         let ids = try client.registerAll(
             schemaDir: AvroFixtures.schemaDir, inputTopic: "input", initialBackoffMs: 10, maxBackoffMs: 50)
-        #expect(ids == ["Chaser": 100, "Aggregate": 101, "Bill": 102, "PaymentRequest": 103, "PaymentFailed": 104,
-            "BillAggregate": 105])
+        #expect(
+            ids == [
+                "Chaser": 100, "Aggregate": 101, "Bill": 102, "PaymentRequest": 103, "PaymentFailed": 104,
+                "BillAggregate": 105,
+            ])
         let requests = server.state.withLock { $0.requests }
         #expect(requests.count == 8)  // 2 failures + 6 registrations
         #expect(requests.last == "POST /subjects/input-com.polecatworks.billing.BillAggregate/versions")
@@ -230,7 +233,8 @@ enum AvroBytes {
             schema: #"{"type":"record","name":"Chaser","namespace":"com.polecatworks.chaser","fields":["#
                 + #"{"name":"id","type":"string"},{"name":"name","type":"string"},"#
                 + #"{"name":"colour","type":"string"},{"name":"sent","type":"long"},{"name":"ttl","type":"int"}]}"#)
-        let v2 = AvroBytes.string("id9") + AvroBytes.string("Wren") + AvroBytes.string("red") + AvroBytes.long(77)
+        let v2 =
+            AvroBytes.string("id9") + AvroBytes.string("Wren") + AvroBytes.string("red") + AvroBytes.long(77)
             + AvroBytes.long(5)
         #expect(
             try codec.decodeInput(AvroFixtures.frame(500, v2))
@@ -243,7 +247,8 @@ enum AvroBytes {
                 + #"{"name":"name","type":"string"},{"name":"id","type":"string"},{"name":"sent","type":"long"},"#
                 + #"{"name":"ttl","type":"long"},{"name":"previous","type":["null","long"],"default":null},"#
                 + #"{"name":"hops","type":"long","default":0}]}"#)
-        let v3 = AvroBytes.string("Kite") + AvroBytes.string("k") + AvroBytes.long(10) + AvroBytes.long(20)
+        let v3 =
+            AvroBytes.string("Kite") + AvroBytes.string("k") + AvroBytes.long(10) + AvroBytes.long(20)
             + [0x02] + AvroBytes.long(9) + AvroBytes.long(3)
         #expect(
             try codec.decodeInput(AvroFixtures.frame(501, v3))
@@ -302,7 +307,8 @@ enum AvroBytes {
 
     @Test func httpResponseParsing() throws {
         let chunked = Array(
-            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"id\r\n3;x=y\r\n\":7\r\n1\r\n}\r\n0\r\n\r\n".utf8)
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"id\r\n3;x=y\r\n\":7\r\n1\r\n}\r\n0\r\n\r\n"
+                .utf8)
         let r = try RegistryHTTPClient.parse(chunked)
         #expect(r.status == 200)
         #expect(String(decoding: r.body, as: UTF8.self) == #"{"id":7}"#)

@@ -19,7 +19,8 @@ import Testing
 
     @Test func chaserWithAndWithoutPrevious() throws {
         let a = try parse(
-            #"{"type":"com.polecatworks.chaser.Chaser","name":"Peacock","id":"id0","sent":123,"ttl":22,"previous":null}"#)
+            #"{"type":"com.polecatworks.chaser.Chaser","name":"Peacock","id":"id0","sent":123,"ttl":22,"previous":null}"#
+        )
         #expect(a == .chaser(Chaser(name: "Peacock", id: "id0", sent: 123, ttl: 22, previous: nil)))
         let b = try parse(#"{"type":"com.polecatworks.chaser.Chaser","name":"P","id":"i","sent":1,"ttl":2}"#)
         #expect(b == .chaser(Chaser(name: "P", id: "i", sent: 1, ttl: 2)))
@@ -51,8 +52,9 @@ import Testing
     }
 
     @Test func rejectsAggregatesAndUnknownTypes() {
-        #expect(rejection(#"{"type":"com.polecatworks.chaser.Aggregate","names":[],"count":1}"#)?
-            .contains("aggregate") == true)
+        #expect(
+            rejection(#"{"type":"com.polecatworks.chaser.Aggregate","names":[],"count":1}"#)?
+                .contains("aggregate") == true)
         #expect(rejection(#"{"type":"com.polecatworks.billing.BillAggregate"}"#)?.contains("aggregate") == true)
         #expect(rejection(#"{"type":"com.example.Nope"}"#)?.contains("unknown type 'com.example.Nope'") == true)
         #expect(rejection(#"{"name":"x"}"#)?.contains("missing field 'type'") == true)
@@ -94,11 +96,14 @@ import Testing
 
     @Test func parserValues() throws {
         let v = try JSONParser.parse(
-            #"{"a":[1,-2,3.5,1e2,true,false,null,"x\u00e9\ud83d\ude00\/"],"b":{},"c":[],"d":-0,"e":9223372036854775807}"#)
+            #"{"a":[1,-2,3.5,1e2,true,false,null,"x\u00e9\ud83d\ude00\/"],"b":{},"c":[],"d":-0,"e":9223372036854775807}"#
+        )
         #expect(
             v["a"]
-                == .array([.int(1), .int(-2), .double(3.5), .double(100), .bool(true), .bool(false), .null,
-                    .string("xé😀/")]))
+                == .array([
+                    .int(1), .int(-2), .double(3.5), .double(100), .bool(true), .bool(false), .null,
+                    .string("xé😀/"),
+                ]))
         #expect(v["b"] == .object([]))
         #expect(v["c"] == .array([]))
         #expect(v["d"] == .int(0))

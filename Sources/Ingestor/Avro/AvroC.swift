@@ -65,8 +65,6 @@ final class AvroSchema {
 struct AvroValue {
     fileprivate var raw: avro_value_t
 
-    fileprivate init(raw: avro_value_t) { self.raw = raw }
-
     /// Record field (or array element) by index.
     func child(_ index: Int) throws(AvroError) -> AvroValue {
         var v = raw
