@@ -1,6 +1,5 @@
 // Builds AppConfig from defaults < YAML file < environment < --set flags, then applies secrets and validates.
 import Configuration
-import Yams
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials

@@ -1,5 +1,4 @@
 // Reads the YAML config file into dotted key paths, reporting unknown keys and misplaced lists.
-import Yams
 
 enum YAMLConfigFile {
     struct ParseError: Error {
@@ -13,9 +12,9 @@ enum YAMLConfigFile {
     }
 
     static func flatten(_ text: String) throws(ParseError) -> Flattened {
-        let root: Node?
+        let root: YAMLNode?
         do {
-            root = try Yams.compose(yaml: text)
+            root = try YAMLDocument.parse(text)
         } catch {
             throw ParseError(message: "not valid YAML: \(error)")
         }
@@ -41,7 +40,7 @@ enum YAMLConfigFile {
     }
 
     private static func walk(
-        _ node: Node, path: String, known: Set<String>, sections: Set<String>, into result: inout Flattened
+        _ node: YAMLNode, path: String, known: Set<String>, sections: Set<String>, into result: inout Flattened
     ) {
         if path == passThroughMapPath {
             collectProperties(node, prefix: "", into: &result)
@@ -56,16 +55,16 @@ enum YAMLConfigFile {
                 return
             }
             for (keyNode, value) in mapping {
-                guard let key = keyNode.scalar?.string else {
+                guard let key = keyNode.scalarText else {
                     result.issues.append(ConfigIssue(path: path, message: "keys must be strings"))
                     continue
                 }
                 let child = path.isEmpty ? key : "\(path).\(key)"
                 walk(value, path: child, known: known, sections: sections, into: &result)
             }
-        case .scalar(let scalar):
+        case .scalar(let text, _):
             if known.contains(path) {
-                result.values[path] = isNull(scalar) ? "" : scalar.string
+                result.values[path] = node.isNull ? "" : text
             } else {
                 result.issues.append(
                     ConfigIssue(path: path, message: sections.contains(path) ? "expected a mapping" : "unknown key"))
@@ -74,35 +73,29 @@ enum YAMLConfigFile {
             result.issues.append(
                 ConfigIssue(
                     path: path, message: known.contains(path) ? "expected a single value, got a list" : "unknown key"))
-        case .alias:
-            result.issues.append(ConfigIssue(path: path, message: "YAML aliases are not supported"))
         }
     }
 
     /// kafka.properties accepts both nested (`session: {timeout.ms: 6000}`) and dotted keys.
-    private static func collectProperties(_ node: Node, prefix: String, into result: inout Flattened) {
+    private static func collectProperties(_ node: YAMLNode, prefix: String, into result: inout Flattened) {
         switch node {
         case .mapping(let mapping):
             for (keyNode, value) in mapping {
-                guard let key = keyNode.scalar?.string else { continue }
+                guard let key = keyNode.scalarText else { continue }
                 collectProperties(value, prefix: prefix.isEmpty ? key : "\(prefix).\(key)", into: &result)
             }
-        case .scalar(let scalar):
+        case .scalar(let text, _):
             if prefix.isEmpty {
-                if !isNull(scalar) {
+                if !node.isNull {
                     result.issues.append(
                         ConfigIssue(path: passThroughMapPath, message: "expected a mapping of librdkafka properties"))
                 }
             } else {
-                result.properties[prefix] = scalar.string
+                result.properties[prefix] = text
             }
-        case .sequence, .alias:
+        case .sequence:
             result.issues.append(
                 ConfigIssue(path: "\(passThroughMapPath).\(prefix)", message: "expected a single value"))
         }
-    }
-
-    private static func isNull(_ scalar: Node.Scalar) -> Bool {
-        scalar.style == .plain && ["", "~", "null", "Null", "NULL"].contains(scalar.string)
     }
 }
