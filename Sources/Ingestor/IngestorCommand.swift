@@ -8,7 +8,7 @@ struct IngestorCommand: AsyncParsableCommand {
         commandName: "k8s-micro-ingestor",
         abstract: "Kafka aggregation topology of k8s-micro; serves its stores on a Unix socket.",
         version: Version.full,
-        subcommands: [RunCommand.self, GenerateCommand.self, ProbeCommand.self],
+        subcommands: [RunCommand.self, GenerateCommand.self, ProbeCommand.self, BenchSocketCommand.self],
         defaultSubcommand: RunCommand.self
     )
 }

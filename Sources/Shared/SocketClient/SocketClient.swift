@@ -117,6 +117,9 @@ package final class SocketClient {
         }
     }
 
+    /// Frames already read and decoded, returned by `receive()` without waiting.
+    package var bufferedFrameCount: Int { ready.count - readyHead }
+
     /// The next frame from the ingestor, in arrival order (not necessarily request order).
     package func receive() throws(SocketClientError) -> SocketFrame {
         let deadline = Self.now() + timeoutMilliseconds
