@@ -2,6 +2,7 @@
 // The only file touching avro-c pointers. Nothing here is thread-safe (avro-c refcounts and its error
 // string are unsynchronised): every object belongs to one thread, like the EventCodec that owns it.
 import CAvro
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -16,13 +17,27 @@ struct AvroError: Error, CustomStringConvertible, Sendable {
 
     init(_ message: String) { self.message = message }
 
-    /// `context` plus avro_strerror() and the errno-style code.
+    /// `context` plus avro_strerror() and the errno-style code (reads the message under the lock).
     static func last(_ context: String, code: Int32) -> AvroError {
+        AvroError("\(context): \(withAvroErrorLock { lastMessage(code: code) })")
+    }
+
+    /// avro-c's current message; call with the lock held.
+    fileprivate static func lastMessage(code: Int32) -> String {
         var text = ""
         if let cText = avro_strerror() { text = String(cString: cText) }
         if text.isEmpty, let cErr = strerror(code) { text = String(cString: cErr) }
-        return AvroError("\(context): \(text.isEmpty ? "error \(code)" : text)")
+        return text.isEmpty ? "error \(code)" : text
     }
+}
+
+/// libavro keeps its last error message in one process-wide buffer (Debian builds it without thread-local
+/// storage), so the calls that can fail on input (schema parsing, resolution, read, write) and the read of
+/// the message happen under this lock; uncontended it costs ~20 ns per call.
+private let avroErrorLock = Mutex(())
+
+private func withAvroErrorLock<R: Sendable>(_ body: () -> R) -> R {
+    avroErrorLock.withLock { _ in body() }
 }
 
 /// A parsed Avro schema (owns one avro_schema_t reference).
@@ -31,15 +46,19 @@ final class AvroSchema {
 
     /// Parses schema JSON text (avro_schema_from_json_length).
     init(json: String) throws(AvroError) {
-        var schema: avro_schema_t? = nil
         var text = json
-        let rc = text.withUTF8 { utf8 -> Int32 in
+        let parsed: (UncheckedBox<avro_schema_t>?, String) = text.withUTF8 { utf8 in
             utf8.withMemoryRebound(to: CChar.self) { chars in
-                avro_schema_from_json_length(chars.baseAddress, chars.count, &schema)
+                withAvroErrorLock {
+                    var schema: avro_schema_t? = nil
+                    let rc = avro_schema_from_json_length(chars.baseAddress, chars.count, &schema)
+                    guard rc == 0, let schema else { return (nil, AvroError.lastMessage(code: rc)) }
+                    return (UncheckedBox(schema), "")
+                }
             }
         }
-        guard rc == 0, let schema else { throw AvroError.last("invalid Avro schema", code: rc) }
-        raw = schema
+        guard let box = parsed.0 else { throw AvroError("invalid Avro schema: \(parsed.1)") }
+        raw = box.value
     }
 
     deinit { avro_schema_decref(raw) }
@@ -58,6 +77,12 @@ final class AvroSchema {
 
     /// Structural equality (avro_schema_equal).
     func isEqual(to other: AvroSchema) -> Bool { avro_schema_equal(raw, other.raw) != 0 }
+}
+
+/// Carries a fresh C pointer out of the lock closure (only the calling thread ever sees it).
+private struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }
 
 /// A non-owning view of one avro-c value inside an `AvroDatum`; valid while that datum is alive and
@@ -211,8 +236,15 @@ final class AvroDatum {
         }
         var resolvedIface: UnsafeMutablePointer<avro_value_iface_t>? = nil
         if let writer {
-            guard let ri = avro_resolved_writer_new(writer.raw, schema.raw) else {
-                let error = AvroError.last("writer schema cannot be resolved against \(schema.fullName)", code: EINVAL)
+            let (writerRaw, readerRaw) = (writer.raw, schema.raw)
+            let made: (UncheckedBox<UnsafeMutablePointer<avro_value_iface_t>>?, String) = withAvroErrorLock {
+                guard let ri = avro_resolved_writer_new(writerRaw, readerRaw) else {
+                    return (nil, AvroError.lastMessage(code: EINVAL))
+                }
+                return (UncheckedBox(ri), "")
+            }
+            guard let ri = made.0?.value else {
+                let error = AvroError("writer schema cannot be resolved against \(schema.fullName): \(made.1)")
                 avro_value_decref(value)
                 cavro_value_iface_decref(iface)
                 value.deallocate()
@@ -277,8 +309,13 @@ final class AvroDatum {
             payload.baseAddress?.assumingMemoryBound(to: CChar.self)
             ?? UnsafePointer(scratch.baseAddress?.assumingMemoryBound(to: CChar.self))
         avro_reader_memory_set_source(reader, base, Int64(payload.count))
-        let rc = avro_value_read(reader, resolvedIface == nil ? value : resolved)
-        guard rc == 0 else { throw AvroError.last("cannot decode \(schema.fullName)", code: rc) }
+        let target = resolvedIface == nil ? value : resolved
+        let reader = self.reader
+        let failure: String? = withAvroErrorLock {
+            let rc = avro_value_read(reader, target)
+            return rc == 0 ? nil : AvroError.lastMessage(code: rc)
+        }
+        if let failure { throw AvroError("cannot decode \(schema.fullName): \(failure)") }
     }
 
     /// Encodes `root` with the reader schema and hands the bytes to `body` (valid only inside it).
@@ -286,13 +323,17 @@ final class AvroDatum {
         while true {
             avro_writer_memory_set_dest(
                 writer, scratch.baseAddress?.assumingMemoryBound(to: CChar.self), Int64(scratch.count))
-            let rc = avro_value_write(writer, value)
+            let (writer, value) = (self.writer, self.value)
+            let (rc, failure): (Int32, String) = withAvroErrorLock {
+                let rc = avro_value_write(writer, value)
+                return (rc, rc == 0 ? "" : AvroError.lastMessage(code: rc))
+            }
             if rc == 0 {
                 let written = Int(avro_writer_tell(writer))
                 return body(UnsafeRawBufferPointer(rebasing: scratch[0..<written]))
             }
             guard rc == ENOSPC, scratch.count < (64 << 20) else {
-                throw AvroError.last("cannot encode \(schema.fullName)", code: rc)
+                throw AvroError("cannot encode \(schema.fullName): \(failure)")
             }
             let bigger = UnsafeMutableRawBufferPointer.allocate(byteCount: scratch.count * 4, alignment: 8)
             scratch.deallocate()
