@@ -219,6 +219,70 @@ enum AvroFixtures {
         #expect(throws: (any Error).self) { try EventCodec(schemaDir: AvroFixtures.schemaDir, ids: duplicate) }
     }
 
+    @Test func schemaFileNotMatchingTypesIsReportedAtInit() throws {
+        let dir = "/tmp/k8s-micro-avro-test-\(getpid())"
+        mkdir(dir, 0o755)
+        defer {
+            for kind in SchemaKind.allCases { unlink(SchemaFiles.path(of: kind, in: dir)) }
+            rmdir(dir)
+        }
+        func write(_ kind: SchemaKind, _ text: String) {
+            let f = fopen(SchemaFiles.path(of: kind, in: dir), "w")
+            fputs(text, f)
+            fclose(f)
+        }
+        for kind in SchemaKind.allCases {
+            let source = fopen(SchemaFiles.path(of: kind, in: AvroFixtures.schemaDir), "r")
+            var text = ""
+            var buffer = [CChar](repeating: 0, count: 4096)
+            while fgets(&buffer, 4096, source) != nil {
+                text += String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            }
+            fclose(source)
+            write(kind, text)
+        }
+        _ = try EventCodec(schemaDir: dir, ids: AvroFixtures.staticIds)
+        // ttl as string: parses, but does not match the Swift type.
+        write(
+            .chaser,
+            #"{"type":"record","name":"Chaser","namespace":"com.polecatworks.chaser","fields":["#
+                + #"{"name":"name","type":"string"},{"name":"id","type":"string"},{"name":"sent","type":"long"},"#
+                + #"{"name":"ttl","type":"string"},{"name":"previous","type":["null","long"],"default":null}]}"#)
+        #expect(throws: (any Error).self) { try EventCodec(schemaDir: dir, ids: AvroFixtures.staticIds) }
+        write(.chaser, "{not json")
+        do {
+            _ = try EventCodec(schemaDir: dir, ids: AvroFixtures.staticIds)
+            Issue.record("broken schema accepted")
+        } catch {
+            #expect("\(error)".contains("com.polecatworks.chaser.Chaser.avsc"))
+        }
+    }
+
+    /// Two codecs on two threads (the consume thread and the socket thread), garbage included.
+    @Test func oneCodecPerThreadConcurrently() async throws {
+        let results = await withTaskGroup(of: Int.self) { group in
+            for seed in 0..<2 {
+                group.addTask {
+                    guard let codec = try? AvroFixtures.codec() else { return -1 }
+                    var rng = SplitMix64(seed: UInt64(seed))
+                    var ok = 0
+                    for i in 0..<20_000 {
+                        let event = InputEvent.chaser(
+                            Chaser(name: "n\(i)", id: "t\(seed)", sent: Int64(i), ttl: 1, previous: nil))
+                        if (try? codec.decodeInput(codec.encode(event))) == event { ok += 1 }
+                        let junk = [0, 0, 0, 0, 1] + (0..<8).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+                        _ = try? codec.decodeInput(junk)
+                    }
+                    return ok
+                }
+            }
+            var all: [Int] = []
+            for await r in group { all.append(r) }
+            return all
+        }
+        #expect(results == [20_000, 20_000])
+    }
+
     /// Prints (does not assert) the decode + encode cost per event.
     @Test func codecSpeed() throws {
         let codec = try AvroFixtures.codec()
