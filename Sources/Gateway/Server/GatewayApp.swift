@@ -1,4 +1,5 @@
 // Composition root of the loop: builds the loop, both listeners, route tables, ingestor client, timers.
+import Glibc
 import Logging
 import Shared
 
@@ -58,7 +59,12 @@ final class GatewayApp {
             self.api?.sweep()
             self.healthServer?.sweep()
         }
-        health.onStop = { [unowned self] in self.drain(reason: "/hams/stop") }
+        // /hams/stop takes the same path as SIGTERM: the service group shuts down gracefully, which
+        // drains this loop (a service that ended on its own would count as a failure).
+        health.onStop = { [unowned self] in
+            self.logger.notice("stop requested over /hams/stop")
+            kill(getpid(), SIGTERM)
+        }
         health.started = true
         for line in apiTable.describe(listener: "api    :\(config.gateway.port)") {
             logger.info("route \(line)")

@@ -1,0 +1,582 @@
+"""Gateway HTTP core against the real binary: static routes, errors, limits, garbage, timeouts, pipelining,
+health without an ingestor, a fake ingestor speaking the socket protocol, drain, and a schemathesis run.
+
+The gateway is started with `--set` overrides only (no broker needed); the fake ingestor is a small Python
+server implementing docs/socket-protocol.md for the operations the gateway uses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+OPENAPI = ROOT / "openapi" / "openapi.json"
+HEADER_TIMEOUT_S = 10  # HTTPLimits.headerTimeoutMs
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except Exception as exc:  # noqa: BLE001 - retried until the deadline
+            last = exc
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} (last error: {last})")
+
+
+class Gateway:
+    def __init__(self, binary: Path, workdir: Path, env: dict[str, str], *extra: str):
+        self.port = _free_port()
+        self.health_port = _free_port()
+        self.socket_path = str(workdir / "ingestor.sock")
+        self.log = workdir / f"gateway-{self.port}.log"
+        cmd = [
+            str(binary),
+            "--set", f"gateway.port={self.port}",
+            "--set", f"gateway.healthPort={self.health_port}",
+            "--set", "gateway.bindAddress=127.0.0.1",
+            "--set", f"ingestor.socket={self.socket_path}",
+            *extra,
+        ]
+        self.proc = subprocess.Popen(cmd, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        _wait(self._up, 20, f"gateway on {self.port} ({self.tail()})")
+
+    def _up(self) -> bool:
+        assert self.proc.poll() is None, self.tail()
+        return requests.get(f"{self.health}/hams/startup", timeout=1).status_code == 200
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def health(self) -> str:
+        return f"http://127.0.0.1:{self.health_port}"
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                return -9
+        return self.proc.returncode
+
+
+@pytest.fixture
+def gateway(binaries, run_env, tmp_path):
+    gw = Gateway(binaries.gateway, tmp_path, run_env)
+    yield gw
+    gw.stop()
+
+
+# --- raw socket helpers -------------------------------------------------------------------------
+
+
+def raw(port: int, data: bytes, timeout: float = 5.0, read_until_close: bool = True) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        if not read_until_close:
+            return read_response(s)
+        chunks = []
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def read_response(s: socket.socket) -> bytes:
+    """Reads exactly one Content-Length framed response."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(65536)
+        if not chunk:
+            return buf
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    if head.startswith(b"HEAD"):
+        length = 0
+    while len(rest) < length:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        rest += chunk
+    return head + b"\r\n\r\n" + rest[:length]
+
+
+def split_responses(data: bytes) -> list[tuple[int, dict[str, str], bytes]]:
+    out = []
+    while data:
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        if not sep:
+            break
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split()[1])
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            headers[name.strip().lower().decode()] = value.strip().decode()
+        length = int(headers.get("content-length", "0"))
+        out.append((status, headers, rest[:length]))
+        data = rest[length:]
+    return out
+
+
+def status_of(data: bytes) -> int:
+    assert data.startswith(b"HTTP/1.1 "), data[:200]
+    return int(data.split()[1])
+
+
+def assert_error_shape(body: bytes) -> dict:
+    doc = json.loads(body)
+    assert set(doc) == {"error", "message"}, doc
+    assert isinstance(doc["error"], str) and isinstance(doc["message"], str)
+    return doc
+
+
+# --- static routes ------------------------------------------------------------------------------
+
+
+def test_static_routes(gateway):
+    r = requests.get(f"{gateway.api}/")
+    assert r.status_code == 200 and r.json() == {"str": "params.a"}
+    r = requests.get(f"{gateway.api}/hello")
+    assert r.status_code == 200 and r.text == "Hello back" and r.headers["content-type"].startswith("text/plain")
+    r = requests.get(f"{gateway.api}/string/abc")
+    assert r.status_code == 200 and r.text == "Smokeabc"
+    r = requests.get(f"{gateway.api}/string/a%20b%2Fc%C3%A9")
+    assert r.status_code == 200 and r.text == "Smokea b/cé"
+    first = requests.get(f"{gateway.api}/count").json()["count"]
+    second = requests.get(f"{gateway.api}/count").json()["count"]
+    assert second == first + 1
+    r = requests.get(f"{gateway.api}/openapi.json")
+    assert r.status_code == 200 and r.json() == json.loads(OPENAPI.read_text())
+    assert r.content == OPENAPI.read_bytes()
+
+
+def test_head_keepalive_and_http10(gateway):
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as s:
+        for _ in range(3):
+            s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            resp = read_response(s)
+            assert status_of(resp) == 200 and resp.endswith(b"Hello back")
+        s.sendall(b"HEAD /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = s.recv(4096)
+        assert status_of(head) == 200 and b"Content-Length: 10" in head and head.endswith(b"\r\n\r\n")
+    data = raw(gateway.port, b"GET /hello HTTP/1.0\r\n\r\n")
+    assert status_of(data) == 200 and b"Connection: close" in data and data.endswith(b"Hello back")
+
+
+def test_not_found_and_method_not_allowed(gateway):
+    r = requests.get(f"{gateway.api}/nope")
+    assert r.status_code == 404
+    assert_error_shape(r.content)
+    r = requests.delete(f"{gateway.api}/hello")
+    assert r.status_code == 405 and "GET" in r.headers["allow"]
+    assert_error_shape(r.content)
+    r = requests.get(f"{gateway.api}/events")
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
+    # Methods http-parser does not know (QUERY) and TRACE: 405 with Allow, not 400.
+    for method in (b"QUERY", b"TRACE", b"FOO"):
+        data = raw(gateway.port, method + b" /hello HTTP/1.1\r\nHost: x\r\n\r\n", read_until_close=False)
+        assert status_of(data) == 405, data
+        assert b"Allow: GET, HEAD" in data
+    # Unknown route + unknown method → 404.
+    assert status_of(raw(gateway.port, b"QUERY /nope HTTP/1.1\r\nHost: x\r\n\r\n", read_until_close=False)) == 404
+
+
+# --- limits -------------------------------------------------------------------------------------
+
+
+def test_limits(gateway):
+    data = raw(gateway.port, b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status_of(data) == 431
+    headers = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 1000) for i in range(20))
+    data = raw(gateway.port, b"GET /hello HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n")
+    assert status_of(data) == 431
+    body = b"x" * (64 * 1024 + 1)
+    data = raw(
+        gateway.port,
+        b"POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+        % len(body) + body,
+    )
+    assert status_of(data) == 413
+    assert_error_shape(split_responses(data)[0][2])
+    chunk = b"y" * 40000
+    chunked = (b"%x\r\n" % len(chunk) + chunk + b"\r\n") * 2 + b"0\r\n\r\n"
+    data = raw(gateway.port, b"POST /events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked)
+    assert status_of(data) == 413
+    # The server is still fine.
+    assert requests.get(f"{gateway.api}/hello").status_code == 200
+
+
+def test_request_bodies(gateway):
+    # Content-Length and chunked bodies reach the handler (validated there: 400 with the reason).
+    r = requests.post(f"{gateway.api}/events", data=b'{"type":"nope"}', headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and "unknown event type" in r.json()["message"]
+    chunked = b'5\r\n{"typ\r\na\r\ne":"nope"}\r\n0\r\n\r\n'
+    data = raw(
+        gateway.port,
+        b"POST /events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n"
+        b"Connection: close\r\n\r\n" + chunked,
+    )
+    assert status_of(data) == 400 and b"unknown event type" in data
+    # A valid event without an ingestor: 503 + Retry-After.
+    event = {"type": "com.polecatworks.chaser.Chaser", "name": "A", "id": "1", "sent": 1000, "ttl": 300}
+    r = requests.post(f"{gateway.api}/events", json=event)
+    assert r.status_code == 503 and r.headers["retry-after"] == "1"
+    # Expect: 100-continue gets the interim answer.
+    body = json.dumps(event).encode()
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as s:
+        s.sendall(
+            b"POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body)
+        )
+        assert s.recv(4096).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        s.sendall(body)
+        assert status_of(read_response(s)) == 503
+
+
+# --- garbage ------------------------------------------------------------------------------------
+
+GARBAGE = [
+    b"GET\r\n\r\n",  # malformed request line
+    b"GET /hello HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",  # header without colon
+    b"GET /hello HTTP/1.1\r\n\r\n",  # HTTP/1.1 without Host
+    b"GET /hello HTTP/9.9\r\nHost: x\r\n\r\n",  # bad version
+    b"POST /events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",  # bad chunk
+    b"POST /events HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",  # bad length
+    b"POST /events HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",  # ambiguous
+    b"GET /he%zzllo HTTP/1.1\r\nHost: x\r\n\r\n",  # bad percent escape
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + os.urandom(64),  # a TLS ClientHello
+    b"\x00\xff\xfe garbage \r\n\r\n",
+]
+
+
+@pytest.mark.parametrize("payload", GARBAGE, ids=range(len(GARBAGE)))
+def test_garbage_gets_4xx_and_server_survives(gateway, payload):
+    data = raw(gateway.port, payload, read_until_close=False)
+    assert 400 <= status_of(data) < 500, data[:300]
+    assert_error_shape(split_responses(data)[0][2])
+    assert requests.get(f"{gateway.api}/hello").status_code == 200
+
+
+def test_truncated_body_and_random_bytes(gateway):
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as s:
+        s.sendall(b"POST /events HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"type\":")
+    for seed in range(30):
+        blob = os.urandom(1 + seed * 37)
+        with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as s:
+            s.sendall(blob)
+            s.shutdown(socket.SHUT_WR)
+            try:
+                s.recv(65536)
+            except ConnectionResetError:
+                pass
+    assert requests.get(f"{gateway.api}/hello").status_code == 200
+    assert gateway.proc.poll() is None
+
+
+# --- timeouts, pipelining -----------------------------------------------------------------------
+
+
+def test_slow_client_is_cut(gateway):
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=HEADER_TIMEOUT_S + 5) as s:
+        start = time.monotonic()
+        s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n")
+        for _ in range(3):  # slowloris: a header line now and then does not extend the deadline
+            time.sleep(2)
+            s.sendall(b"X-Slow: 1\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        elapsed = time.monotonic() - start
+    assert status_of(data) == 408
+    assert HEADER_TIMEOUT_S - 1 <= elapsed <= HEADER_TIMEOUT_S + 3, elapsed
+    assert requests.get(f"{gateway.api}/hello").status_code == 200
+
+
+def test_pipelined_requests_answered_in_order(gateway):
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as s:
+        s.sendall(
+            b"GET /string/one HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /chaser/k HTTP/1.1\r\nHost: x\r\n\r\n"  # async (ingestor) route between sync ones
+            b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /string/two HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    responses = split_responses(data)
+    assert [r[0] for r in responses] == [200, 200, 503, 404, 200]
+    assert responses[0][2] == b"Smokeone" and responses[4][2] == b"Smoketwo"
+    many = b"".join(b"GET /string/%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(200))
+    data = raw(gateway.port, many + b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    bodies = [r[2] for r in split_responses(data)]
+    assert bodies == [b"Smoke%d" % i for i in range(200)] + [b"Hello back"]
+
+
+# --- health without an ingestor -----------------------------------------------------------------
+
+
+def test_health_without_ingestor(gateway):
+    r = requests.get(f"{gateway.health}/hams/version")
+    assert r.status_code == 200 and r.text.startswith("0.") and r.headers["content-type"].startswith("text/plain")
+    assert requests.get(f"{gateway.health}/hams/startup").status_code == 200
+    r = requests.get(f"{gateway.health}/hams/alive")
+    assert r.status_code == 200
+    doc = r.json()
+    assert doc["name"] == "alive" and doc["valid"] is True
+    assert all(set(d) == {"name", "valid"} for d in doc["detail"])
+    r = requests.get(f"{gateway.health}/hams/ready")
+    assert r.status_code == 429 and r.json()["valid"] is False
+    for path in ("/chaser/k", "/chaser", "/billing/k", "/billing"):
+        r = requests.get(f"{gateway.api}{path}")
+        assert r.status_code == 503 and r.headers["retry-after"].isdigit(), path
+        assert_error_shape(r.content)
+    requests.get(f"{gateway.api}/hello")
+    r = requests.get(f"{gateway.health}/hams/metrics")
+    assert r.status_code == 200
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = {f.name: f for f in text_string_to_metric_families(r.text)}
+    assert "http_requests" in families or "http_requests_total" in families
+    assert "http_request_duration_seconds" in families
+    assert "gateway_open_connections" in families
+    # The API routes are not on the health port and vice versa.
+    assert requests.get(f"{gateway.health}/hello").status_code == 404
+    assert requests.get(f"{gateway.api}/hams/alive").status_code == 404
+
+
+def test_prefix(binaries, run_env, tmp_path):
+    gw = Gateway(binaries.gateway, tmp_path, run_env, "--set", "gateway.prefix=/api")
+    try:
+        assert requests.get(f"{gw.api}/api/hello").text == "Hello back"
+        assert requests.get(f"{gw.api}/api").json() == {"str": "params.a"}
+        assert requests.get(f"{gw.api}/hello").status_code == 404
+    finally:
+        assert gw.stop() == 0
+
+
+def test_connection_cap(binaries, run_env, tmp_path):
+    gw = Gateway(binaries.gateway, tmp_path, run_env, "--set", "gateway.maxConnections=3")
+    try:
+        held = [socket.create_connection(("127.0.0.1", gw.port)) for _ in range(3)]
+        time.sleep(0.2)
+        data = raw(gw.port, b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert status_of(data) == 503
+        for s in held:
+            s.close()
+        _wait(lambda: requests.get(f"{gw.api}/hello", timeout=1).status_code == 200, 5, "cap released")
+    finally:
+        gw.stop()
+
+
+# --- a fake ingestor on the Unix socket ---------------------------------------------------------
+
+OP_PING, OP_HEALTH, OP_GET, OP_LIST, OP_OWNER, OP_ROUTING, OP_METRICS, OP_PUBLISH, OP_STOP = range(1, 10)
+
+
+def _string(b: bytes) -> bytes:
+    return struct.pack(">I", len(b)) + b
+
+
+class FakeIngestor:
+    """Answers the gateway's frames: get/list/health/metrics/publish/stop; `delay` slows get answers."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.delay = 0.0
+        self.stopped = threading.Event()
+        self.requests: list[int] = []
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(path)
+        self.server.listen(8)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        buf = b""
+        lock = threading.Lock()
+        while True:
+            try:
+                chunk = conn.recv(65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            buf += chunk
+            while len(buf) >= 4:
+                (length,) = struct.unpack(">I", buf[:4])
+                if len(buf) < 4 + length:
+                    break
+                frame, buf = buf[4 : 4 + length], buf[4 + length :]
+                version, kind, rid, op, _status = struct.unpack(">BBIBB", frame[:8])
+                assert version == 1 and kind == 0
+                self.requests.append(op)
+                threading.Thread(target=self._answer, args=(conn, lock, rid, op, frame[8:]), daemon=True).start()
+
+    def _answer(self, conn, lock, rid, op, body):
+        status, payload = 0, b""
+        if op == OP_HEALTH:
+            payload = bytes([1, 1, 1]) + struct.pack(">Ii", 1, 0) + struct.pack(">I", 0) + struct.pack(">I", 0)
+        elif op == OP_GET:
+            time.sleep(self.delay)
+            (n,) = struct.unpack(">I", body[:4])
+            store = body[4 : 4 + n]
+            key = body[8 + n :]
+            if key == b"missing":
+                status, payload = 1, _string(b"")
+            elif key == b"restoring":
+                status, payload = 2, _string(b"partition 3 restoring") + struct.pack(">I", 2500)
+            else:
+                doc = {"type": "com.polecatworks.chaser.Aggregate", "names": [key.decode()], "count": 1,
+                       "latest": 1000, "longest": 300, "store": store.decode()}
+                payload = _string(json.dumps(doc).encode())
+        elif op == OP_LIST:
+            payload = struct.pack(">I", 2) + _string(b"a") + _string(b"b") + b"\x00"
+        elif op == OP_METRICS:
+            payload = _string(b"# TYPE chaser_received_total counter\nchaser_received_total 7\n")
+        elif op == OP_PUBLISH:
+            payload = _string(b"input") + struct.pack(">iq", 2, 41)
+        elif op == OP_STOP:
+            self.stopped.set()
+        else:
+            status, payload = 5, _string(b"unsupported")
+        frame = struct.pack(">BBIBB", 1, 1, rid, op, status) + payload
+        with lock:
+            conn.sendall(struct.pack(">I", len(frame)) + frame)
+
+    def close(self):
+        self.server.close()
+
+
+def test_with_fake_ingestor(gateway):
+    fake = FakeIngestor(gateway.socket_path)
+    try:
+        _wait(lambda: requests.get(f"{gateway.health}/hams/ready", timeout=1).status_code == 200, 10, "ready")
+        r = requests.get(f"{gateway.api}/chaser/k%201")
+        assert r.status_code == 200 and r.json()["names"] == ["k 1"] and r.json()["store"] == "chaser"
+        assert requests.get(f"{gateway.api}/billing/x").json()["store"] == "billing"
+        r = requests.get(f"{gateway.api}/chaser/missing")
+        assert r.status_code == 404
+        assert_error_shape(r.content)
+        r = requests.get(f"{gateway.api}/chaser/restoring")
+        assert r.status_code == 503 and r.headers["retry-after"] == "3"
+        assert requests.get(f"{gateway.api}/chaser?limit=2").json() == {"keys": ["a", "b"], "next": None}
+        assert requests.get(f"{gateway.api}/chaser?limit=0").status_code == 400
+        event = {"type": "com.polecatworks.chaser.Chaser", "name": "A", "id": "1", "sent": 1000, "ttl": 300}
+        r = requests.post(f"{gateway.api}/events", json=event)
+        assert r.status_code == 202 and r.json() == {"topic": "input", "partition": 2, "offset": 41}
+        text = requests.get(f"{gateway.health}/hams/metrics").text
+        from prometheus_client.parser import text_string_to_metric_families
+
+        names = {f.name for f in text_string_to_metric_families(text)}
+        assert "chaser_received" in names and "http_request_duration_seconds" in names
+        # Many concurrent multiplexed requests.
+        with requests.Session() as s:
+            for i in range(50):
+                assert s.get(f"{gateway.api}/chaser/key{i}").json()["names"] == [f"key{i}"]
+    finally:
+        fake.close()
+
+
+def test_drain_finishes_in_flight_then_exits_zero(gateway):
+    fake = FakeIngestor(gateway.socket_path)
+    try:
+        _wait(lambda: requests.get(f"{gateway.health}/hams/ready", timeout=1).status_code == 200, 10, "ready")
+        fake.delay = 1.0
+        result = {}
+
+        def slow():
+            result["r"] = requests.get(f"{gateway.api}/chaser/slow", timeout=10)
+
+        t = threading.Thread(target=slow)
+        t.start()
+        time.sleep(0.3)
+        gateway.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"{gateway.api}/hello", timeout=1)  # no longer accepting
+        t.join()
+        assert result["r"].status_code == 200 and result["r"].headers.get("connection") == "close"
+        assert gateway.proc.wait(10) == 0
+    finally:
+        fake.close()
+
+
+def test_hams_stop_stops_ingestor_and_exits_zero(gateway):
+    fake = FakeIngestor(gateway.socket_path)
+    try:
+        _wait(lambda: requests.get(f"{gateway.health}/hams/ready", timeout=1).status_code == 200, 10, "ready")
+        r = requests.get(f"{gateway.health}/hams/stop")
+        assert r.status_code == 200 and r.json() == {"stopping": True, "ingestor": "stopping"}
+        assert fake.stopped.wait(5)
+        assert gateway.proc.wait(10) == 0
+    finally:
+        fake.close()
+
+
+# --- schemathesis -------------------------------------------------------------------------------
+
+
+def test_schemathesis(gateway, tmp_path):
+    st = ROOT / ".venv" / "bin" / "schemathesis"
+    if not st.exists():
+        pytest.skip("schemathesis not installed in .venv")
+    cmd = [
+        str(st), "run", str(OPENAPI), "--url", gateway.api, "--checks", "all", "--max-examples", "50",
+        "--workers", "1", "--seed", "1", "--generation-database", "none",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]
+    assert gateway.proc.poll() is None
