@@ -1,0 +1,289 @@
+"""Ingestor runtime against a real tansu broker: topology end to end, restore, kill -9, dead letters.
+
+State is read over the ingestor's Unix socket (a tiny client of docs/socket-protocol.md below) and, once
+the ingestor has stopped, with `k8s-micro-ingestor run --dump-store` (every stored aggregate as JSON lines).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, wait_until
+
+CHASER = "com.polecatworks.chaser.Chaser"
+AGGREGATE = "com.polecatworks.chaser.Aggregate"
+BILL = "com.polecatworks.billing.Bill"
+PAYMENT_REQUEST = "com.polecatworks.billing.PaymentRequest"
+PAYMENT_FAILED = "com.polecatworks.billing.PaymentFailed"
+
+
+# --- a minimal blocking client of the socket protocol (version 1) ---------------------------------------
+
+
+class SocketError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(f"status {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+def _string(s: str) -> bytes:
+    b = s.encode()
+    return struct.pack(">I", len(b)) + b
+
+
+def _call(path: str, op: int, body: bytes = b"", timeout: float = 5) -> bytes:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(struct.pack(">IBBIBB", 8 + len(body), 1, 0, 7, op, 0) + body)
+        buf = b""
+        while len(buf) < 4 or len(buf) < 4 + struct.unpack(">I", buf[:4])[0]:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise ConnectionError("socket closed")
+            buf += chunk
+    _, _, _, _, _, status = struct.unpack(">IBBIBB", buf[:12])
+    rest = buf[12:]
+    if status != 0:
+        n = struct.unpack(">I", rest[:4])[0]
+        raise SocketError(status, rest[4 : 4 + n].decode(errors="replace"))
+    return rest
+
+
+def socket_get(path: str, store: str, key: str) -> dict | None:
+    """The aggregate as parsed JSON; None when not found (raises SocketError for notReady and the like)."""
+    try:
+        rest = _call(path, 3, _string(store) + _string(key))
+    except SocketError as e:
+        if e.status == 1:
+            return None
+        raise
+    n = struct.unpack(">I", rest[:4])[0]
+    return json.loads(rest[4 : 4 + n])
+
+
+def socket_metrics(path: str) -> dict[str, float]:
+    rest = _call(path, 7)
+    n = struct.unpack(">I", rest[:4])[0]
+    out: dict[str, float] = {}
+    for line in rest[4 : 4 + n].decode().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            try:
+                out[name] = float(value)
+            except ValueError:
+                pass
+    return out
+
+
+def socket_ready(path: str) -> bool:
+    rest = _call(path, 2)
+    return rest[1] == 1
+
+
+# --- helpers ---------------------------------------------------------------------------------------------
+
+
+def ingestor_pod(pod_factory, tansu, **kafka):
+    tansu.create_topic("input", 4)
+    pod = pod_factory(tansu, kafka={"commitInterval": 100, **kafka})
+    return pod
+
+
+def start_ingestor(pod, timeout: float = 60):
+    pod.start_ingestor()
+    wait_until(lambda: socket_ready(pod.socket_path), timeout, interval=0.2, what=f"ingestor ready\n{pod.logs_tail()}")
+
+
+def generate(pod, binaries, run_env, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    pod.write_config()
+    cmd = [str(binaries.ingestor), "generate", "--config", str(pod.config_path), *args]
+    out = subprocess.run(cmd, env=run_env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out
+
+
+def produce_events(pod, binaries, run_env, events: list[dict]) -> None:
+    path = pod.workdir / f"events-{time.monotonic_ns()}.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    generate(pod, binaries, run_env, "--events-file", str(path))
+
+
+def dump_store(pod, binaries, run_env) -> dict[tuple[str, str], dict]:
+    out = subprocess.run(
+        [str(binaries.ingestor), "run", "--config", str(pod.config_path), "--dump-store"],
+        env=run_env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    got = {}
+    for line in out.stdout.splitlines():
+        d = json.loads(line)
+        got[(d["store"], d["key"])] = d["value"]
+    return got
+
+
+def read_expected(path: Path) -> dict[tuple[str, str], dict]:
+    exp = {}
+    for line in path.read_text().splitlines():
+        d = json.loads(line)
+        exp[(d["store"], d["key"])] = d["value"]
+    return exp
+
+
+def chaser(name: str, id: str, sent: int, ttl: int, previous=None) -> dict:
+    return {"type": CHASER, "name": name, "id": id, "sent": sent, "ttl": ttl, "previous": previous}
+
+
+# --- tests -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("guarantee", ["exactly_once_v2", "at_least_once"])
+def test_chaser_example_end_to_end(tansu, pod_factory, binaries, run_env, guarantee):
+    pod = ingestor_pod(pod_factory, tansu, processingGuarantee=guarantee)
+    start_ingestor(pod)
+    produce_events(pod, binaries, run_env, [chaser("A", "dev-1", 1000, 300), chaser("B", "dev-1", 2000, 500)])
+    expected = {"type": AGGREGATE, "names": ["A", "B"], "count": 2, "latest": 2000, "longest": 500}
+    wait_until(lambda: socket_get(pod.socket_path, "chaser", "dev-1") == expected, 30, what="chaser aggregate")
+    metrics = socket_metrics(pod.socket_path)
+    assert metrics.get("chaser_received_total") == 2
+    assert metrics.get("chaser_ttl_value") == 500
+    assert socket_get(pod.socket_path, "chaser", "no-such-key") is None
+    assert pod.signal("ingestor", signal.SIGTERM, wait=15) == 0
+
+
+def test_billing_sequence_and_metrics(tansu, pod_factory, binaries, run_env):
+    pod = ingestor_pod(pod_factory, tansu)
+    start_ingestor(pod)
+    bill = {"type": BILL, "billId": "b-1", "customerId": "c-1", "orderId": "o-1", "amountCents": 1250,
+            "currency": "EUR", "issuedAt": 1000, "dueDate": 90000}
+    p1 = {"type": PAYMENT_REQUEST, "paymentId": "p-1", "billId": "b-1", "customerId": "c-1", "amountCents": 1250,
+          "currency": "EUR", "requestedAt": 2000}
+    f1 = {"type": PAYMENT_FAILED, "paymentId": "p-1", "billId": "b-1", "customerId": "c-1",
+          "failureReason": "insufficient-funds", "failedAt": 2500}
+    p2 = dict(p1, paymentId="p-2", requestedAt=3000)
+    # Bill, request, failure, retry, and the identical Bill again (a duplicate changes nothing).
+    produce_events(pod, binaries, run_env, [bill, p1, f1, p2, bill])
+
+    def strip(e: dict) -> dict:
+        return {k: v for k, v in e.items() if k != "type"}
+
+    expected = {"type": "com.polecatworks.billing.BillAggregate", "bill": strip(bill),
+                "paymentRequests": [strip(p1), strip(p2)], "lastPaymentFailed": None, "errored": False}
+    wait_until(lambda: socket_get(pod.socket_path, "billing", "b-1") == expected, 30, what="bill aggregate")
+    metrics = socket_metrics(pod.socket_path)
+    assert metrics.get("billing_aggregation_total") == 5
+    assert metrics.get("billing_customer_bills_total") == 1
+    assert pod.signal("ingestor", signal.SIGTERM, wait=15) == 0
+
+
+def test_restart_restores_state(tansu, pod_factory, binaries, run_env):
+    pod = ingestor_pod(pod_factory, tansu)
+    start_ingestor(pod)
+    produce_events(pod, binaries, run_env, [chaser("A", "dev-9", 1000, 300), chaser("B", "dev-9", 2000, 500)])
+    wait_until(lambda: (socket_get(pod.socket_path, "chaser", "dev-9") or {}).get("count") == 2, 30, what="count 2")
+    assert pod.signal("ingestor", signal.SIGTERM, wait=15) == 0
+
+    # Restart on the local store: served at once, and new events fold onto the restored state exactly once.
+    start_ingestor(pod)
+    assert socket_get(pod.socket_path, "chaser", "dev-9")["count"] == 2
+    produce_events(pod, binaries, run_env, [chaser("C", "dev-9", 3000, 100)])
+    wait_until(lambda: (socket_get(pod.socket_path, "chaser", "dev-9") or {}).get("count") == 3, 30, what="count 3")
+    assert pod.signal("ingestor", signal.SIGTERM, wait=15) == 0
+
+    # A wiped pod restores everything from the changelog.
+    shutil.rmtree(pod.config["ingestor"]["stateDir"])
+    start_ingestor(pod)
+    assert socket_get(pod.socket_path, "chaser", "dev-9") == {
+        "type": AGGREGATE, "names": ["A", "B", "C"], "count": 3, "latest": 3000, "longest": 500}
+    assert pod.signal("ingestor", signal.SIGTERM, wait=15) == 0
+
+
+@pytest.mark.parametrize("guarantee", ["exactly_once_v2"])
+def test_kill9_under_load_loses_and_doubles_nothing(tansu, pod_factory, binaries, run_env, guarantee):
+    pod = ingestor_pod(pod_factory, tansu, processingGuarantee=guarantee)
+    start_ingestor(pod)
+    expect = pod.workdir / "expected.jsonl"
+    pod.write_config()
+    gen = subprocess.Popen(
+        [str(binaries.ingestor), "generate", "--config", str(pod.config_path), "--total", "24000", "--rate", "4000",
+         "--keys", "300", "--seed", "7", "--expect", str(expect)],
+        env=run_env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    for _ in range(2):
+        time.sleep(2)
+        assert pod.signal("ingestor", signal.SIGKILL) == -signal.SIGKILL
+        start_ingestor(pod)
+    assert gen.wait(120) == 0, gen.stderr.read()
+    expected = read_expected(expect)
+    some_key = sorted(expected)[0]
+
+    def caught_up() -> bool:
+        m = socket_metrics(pod.socket_path)
+        lag = sum(v for k, v in m.items() if k.startswith("kafka_consumer_lag"))
+        return lag == 0 and socket_get(pod.socket_path, some_key[0], some_key[1]) == expected[some_key]
+
+    wait_until(caught_up, 60, interval=0.5, what="ingestor caught up")
+    time.sleep(6)  # statistics lag is sampled every 5 s: let the last commit land
+    assert pod.signal("ingestor", signal.SIGTERM, wait=15) == 0
+    got = dump_store(pod, binaries, run_env)
+    wrong = [k for k in expected if got.get(k) != expected[k]]
+    assert not wrong, f"{len(wrong)} of {len(expected)} aggregates differ, e.g. {wrong[:2]}: " + json.dumps(
+        [expected[wrong[0]], got.get(wrong[0])])
+    assert set(got) == set(expected)
+
+
+def test_bad_input_reaches_dead_letter_topic(tansu, pod_factory, binaries, run_env):
+    confluent_kafka = pytest.importorskip("confluent_kafka")
+    pod = ingestor_pod(pod_factory, tansu)
+    start_ingestor(pod)
+    producer = confluent_kafka.Producer({"bootstrap.servers": tansu.bootstrap, "partitioner": "murmur2_random"})
+    bad = {
+        "bad-magic": (b"k1", b"\x01hello"),
+        "too-short": (b"k2", b"\x00\x00"),
+        "unknown-schema-id": (b"k3", b"\x00\x00\x00\x03\xe7xyz"),
+        "corrupt-avro": (b"k4", b"\x00\x00\x00\x00\x01\xff\xff\xff\xff\x0f"),
+        "wrong-type": (b"k5", b"\x00\x00\x00\x00\x02\x00\x00\x00\x00"),
+        "null-key": (None, b"\x00\x00\x00\x00\x01"),
+    }
+    for key, value in bad.values():
+        producer.produce("input", key=key, value=value)
+    producer.flush(10)
+    # Processing goes on after bad records.
+    produce_events(pod, binaries, run_env, [chaser("A", "dev-ok", 1000, 300)])
+    wait_until(lambda: socket_get(pod.socket_path, "chaser", "dev-ok") is not None, 30, what="good record after bad")
+
+    consumer = confluent_kafka.Consumer({
+        "bootstrap.servers": tansu.bootstrap, "group.id": "dlq-reader", "auto.offset.reset": "earliest",
+        "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000,
+    })
+    consumer.subscribe(["input-dlq"])
+    seen: dict[str, dict] = {}
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline and len(seen) < len(bad):
+        msg = consumer.poll(0.5)
+        if msg is None or msg.error():
+            continue
+        headers = {k: v.decode() for k, v in (msg.headers() or [])}
+        seen[headers["k8s-micro-dlq-reason"]] = {"headers": headers, "key": msg.key(), "value": msg.value()}
+    consumer.close()
+    assert set(seen) == set(bad)
+    for reason, (key, value) in bad.items():
+        rec = seen[reason]
+        assert rec["key"] == key and rec["value"] == value
+        assert rec["headers"]["k8s-micro-origin-topic"] == "input"
+        assert int(rec["headers"]["k8s-micro-origin-offset"]) >= 0
+        assert "k8s-micro-origin-partition" in rec["headers"] and rec["headers"]["k8s-micro-dlq-detail"]
+    metrics = socket_metrics(pod.socket_path)
+    for reason in bad:
+        assert metrics.get(f'records_dead_lettered_total{{reason="{reason}"}}') == 1, reason
+    assert pod.signal("ingestor", signal.SIGTERM, wait=15) == 0
