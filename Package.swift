@@ -51,13 +51,24 @@ let package = Package(
         ),
         .executableTarget(
             name: "Ingestor",
-            dependencies: ["Shared", "CRdKafka", "CAvro", "CLMDB"],
-            resources: [],
+            dependencies: [
+                "Shared", "CRdKafka", "CAvro", "CLMDB",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "Gateway",
-            dependencies: ["Shared", "CUV", "CHTTPParser"],
+            dependencies: [
+                "Shared", "CUV", "CHTTPParser",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strict
         ),
 
