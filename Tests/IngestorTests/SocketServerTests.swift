@@ -1,13 +1,14 @@
 // A real socket server on a temp path with fake handlers: multiplexing, garbage, stale files, mode.
-#if canImport(Glibc)
-    import Glibc
-#endif
 import Logging
 import Shared
 import Synchronization
 import Testing
 
 @testable import Ingestor
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Answers gets with `{"key":"<key>"}` at once, pings at once, everything else notFound.
 final class EchoHandler: SocketRequestHandler {
@@ -104,7 +105,9 @@ struct SocketServerFixture {
         for (c, client) in clients.enumerated() {
             for i in 0..<500 {
                 let frame = try client.receive()
-                #expect(frame == .response(id: UInt32(i), operation: 3, .value(json: Array("{\"key\":\"c\(c)-\(i)\"}".utf8))))
+                #expect(
+                    frame
+                        == .response(id: UInt32(i), operation: 3, .value(json: Array("{\"key\":\"c\(c)-\(i)\"}".utf8))))
             }
         }
         #expect(fixture.server.statistics.requests == 4000)
@@ -176,7 +179,8 @@ struct SocketServerFixture {
 
     @Test func staleSocketFileIsReplaced() throws {
         var template = Array("/tmp/k8sm-stale-XXXXXX".utf8CString)
-        let dir = try #require(template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!).map { String(cString: $0) } })
+        let dir = try #require(
+            template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!).map { String(cString: $0) } })
         let path = "\(dir)/ingestor.sock"
         defer {
             _ = unlink(path)
@@ -198,7 +202,8 @@ struct SocketServerFixture {
     @Test func liveSocketRefusesASecondServer() throws {
         let fixture = try SocketServerFixture(handler: EchoHandler())
         defer { fixture.stop() }
-        let second = SocketServer(configuration: .init(path: fixture.path), handler: EchoHandler(), logger: Logger(label: "t"))
+        let second = SocketServer(
+            configuration: .init(path: fixture.path), handler: EchoHandler(), logger: Logger(label: "t"))
         #expect {
             try second.start()
         } throws: { error in
@@ -211,7 +216,8 @@ struct SocketServerFixture {
 
     @Test func regularFileAtThePathIsNeverDeleted() throws {
         var template = Array("/tmp/k8sm-file-XXXXXX".utf8CString)
-        let dir = try #require(template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!).map { String(cString: $0) } })
+        let dir = try #require(
+            template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!).map { String(cString: $0) } })
         let path = "\(dir)/ingestor.sock"
         let fd = open(path, O_CREAT | O_WRONLY, 0o600)
         close(fd)

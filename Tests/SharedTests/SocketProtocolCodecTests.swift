@@ -18,8 +18,11 @@ enum SocketSamples {
         .health(
             HealthReport(
                 alive: true, ready: true, joinedGroup: true, partitionsAssigned: [0, 2, 5],
-                partitionsRestoring: [5], details: [HealthCheck(name: "kafka", valid: true),
-                    HealthCheck(name: "restore", valid: false)])),
+                partitionsRestoring: [5],
+                details: [
+                    HealthCheck(name: "kafka", valid: true),
+                    HealthCheck(name: "restore", valid: false),
+                ])),
         .value(json: Array(#"{"type":"com.polecatworks.chaser.Aggregate","count":2}"#.utf8)),
         .keys(KeyPage(keys: [], nextCursor: nil)),
         .keys(KeyPage(keys: ["a", "b", "ü"], nextCursor: "b")),
@@ -29,8 +32,10 @@ enum SocketSamples {
         .routing(
             RoutingInfo(
                 epoch: UInt64.max - 1, partitionCount: 4, localEndpoint: "10.0.0.1:8080",
-                owners: [PartitionEndpoint(partition: 0, endpoint: "10.0.0.1:8080"),
-                    PartitionEndpoint(partition: 3, endpoint: "10.0.0.2:8080")])),
+                owners: [
+                    PartitionEndpoint(partition: 0, endpoint: "10.0.0.1:8080"),
+                    PartitionEndpoint(partition: 3, endpoint: "10.0.0.2:8080"),
+                ])),
         .metrics(text: "# TYPE x counter\nx 1\n"),
         .published(PublishReceipt(topic: "input", partition: 2, offset: Int64.max)),
         .stopping,
@@ -145,8 +150,11 @@ enum SocketSamples {
     @Test func encoderRejectsOversizedAndLeavesBufferUnchanged() throws {
         var bytes: [UInt8] = [42]
         let json = [UInt8](repeating: 0x61, count: SocketProtocol.maxFrameSize)
-        #expect(throws: SocketProtocolError.oversized(length: SocketProtocol.maxFrameSize + 12,
-            limit: SocketProtocol.maxFrameSize)) {
+        #expect(
+            throws: SocketProtocolError.oversized(
+                length: SocketProtocol.maxFrameSize + 12,
+                limit: SocketProtocol.maxFrameSize)
+        ) {
             try encoder.appendRequest(.publish(json: json), id: 1, to: &bytes)
         }
         #expect(bytes == [42])

@@ -35,11 +35,13 @@ import Testing
     @Test func maxFrameSizeIsInclusive() throws {
         var decoder = FrameDecoder(maxFrameSize: 20)
         var bytes: [UInt8] = []
-        try FrameEncoder(maxFrameSize: 20).appendRequest(.publish(json: Array(repeating: 1, count: 8)), id: 1, to: &bytes)
+        try FrameEncoder(maxFrameSize: 20).appendRequest(
+            .publish(json: Array(repeating: 1, count: 8)), id: 1, to: &bytes)
         #expect(bytes.count == 24)
         #expect(try decoder.feed(bytes).count == 1)
-        #expect(decode(frame([1, 0, 0, 0, 0, 1, 8, 0], Array(repeating: 0, count: 13)), max: 20)
-            == .oversized(length: 21, limit: 20))
+        #expect(
+            decode(frame([1, 0, 0, 0, 0, 1, 8, 0], Array(repeating: 0, count: 13)), max: 20)
+                == .oversized(length: 21, limit: 20))
     }
 
     @Test func shortLengthIsBadLength() {
@@ -58,13 +60,15 @@ import Testing
 
     @Test func truncatedFieldsAreTyped() {
         // get with a key length beyond the frame.
-        #expect(decode(frame([1, 0, 0, 0, 0, 1, 3, 0], [0, 0, 0, 1, 0x61, 0, 0, 0, 9, 0x62]))
-            == .truncated(field: "get.key"))
+        #expect(
+            decode(frame([1, 0, 0, 0, 0, 1, 3, 0], [0, 0, 0, 1, 0x61, 0, 0, 0, 9, 0x62]))
+                == .truncated(field: "get.key"))
         // get with no body at all.
         #expect(decode(frame([1, 0, 0, 0, 0, 1, 3, 0], [])) == .truncated(field: "get.store"))
         // published response missing its offset.
-        #expect(decode(frame([1, 1, 0, 0, 0, 1, 8, 0], [0, 0, 0, 0, 0, 0, 0, 1]))
-            == .truncated(field: "published.offset"))
+        #expect(
+            decode(frame([1, 1, 0, 0, 0, 1, 8, 0], [0, 0, 0, 0, 0, 0, 0, 1]))
+                == .truncated(field: "published.offset"))
     }
 
     @Test func badValues() {
@@ -80,7 +84,10 @@ import Testing
 
     @Test func unknownRequestOperationIsNotAnError() throws {
         var decoder = FrameDecoder()
-        #expect(try decoder.feed(frame([1, 0, 0, 0, 0, 9, 123, 0], [1, 2, 3])) == [.request(id: 9, .unknown(operation: 123))])
+        #expect(
+            try decoder.feed(frame([1, 0, 0, 0, 0, 9, 123, 0], [1, 2, 3])) == [
+                .request(id: 9, .unknown(operation: 123))
+            ])
     }
 
     @Test func decoderStaysFailed() throws {

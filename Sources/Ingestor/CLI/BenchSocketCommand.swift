@@ -66,7 +66,8 @@ struct BenchSocketCommand: ParsableCommand {
                 let tenths = Int((v * 10).rounded())
                 return "\(tenths / 10).\(tenths % 10) us"
             }
-            return "in-flight \(window): \(Int(rate)) round trips/s, p50 \(us(percentile(0.5))), p99 \(us(percentile(0.99))),"
+            return
+                "in-flight \(window): \(Int(rate)) round trips/s, p50 \(us(percentile(0.5))), p99 \(us(percentile(0.99))),"
                 + " p999 \(us(percentile(0.999))), max \(us(percentile(1))), errors \(errors)"
         }
     }
@@ -146,7 +147,8 @@ final class FixedMapHandler: SocketRequestHandler {
         keys = (0..<max(1, keyCount)).map { "key-\($0)" }
         var values: [String: [UInt8]] = [:]
         for (i, key) in keys.enumerated() {
-            let json = #"{"type":"com.polecatworks.chaser.Aggregate","names":["chaser-\#(i)","chaser-b"],"#
+            let json =
+                #"{"type":"com.polecatworks.chaser.Aggregate","names":["chaser-\#(i)","chaser-b"],"#
                 + #""count":\#(i + 2),"latest":1732700000000,"longest":30000}"#
             values[key] = Array(json.utf8)
         }

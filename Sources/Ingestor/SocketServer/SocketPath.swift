@@ -1,9 +1,10 @@
 // Prepares the socket path at start-up: parent directory, stale file from a crash, mode and group.
+import Logging
+import Shared
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import Logging
-import Shared
 
 /// File-system side of the listening socket. Called once from `SocketServer.start()`.
 enum SocketPath {
@@ -28,7 +29,9 @@ enum SocketPath {
                 throw SocketServerError.alreadyServed(path: path)
             } catch let error as SocketSystemError where error.isConnectionRefused {
                 logger.warning("removing stale socket file from a previous run", metadata: ["path": "\(path)"])
-                guard unlink(path) == 0 || errno == ENOENT else { throw .system(SocketSystemError("unlink", path: path)) }
+                guard unlink(path) == 0 || errno == ENOENT else {
+                    throw .system(SocketSystemError("unlink", path: path))
+                }
             } catch let error as SocketSystemError where error.isNotFound {
                 // Removed meanwhile: nothing to do.
             } catch let error as SocketServerError {

@@ -1,11 +1,12 @@
 // The ingestor's Unix-socket server: one poll loop on its own thread, many clients, many requests in
 // flight per client, replies completed from any thread (docs/socket-protocol.md).
-#if canImport(Glibc)
-    import Glibc
-#endif
 import Logging
 import Shared
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Serves `SocketRequestHandler` over a Unix domain socket.
 ///
@@ -141,10 +142,12 @@ final class SocketServer: @unchecked Sendable {
 
     /// Blocks until the server thread has ended (tests, benchmarks).
     func join() {
-        guard let thread = lifecycle.withLock({ state -> pthread_t? in
-            defer { state.thread = nil }
-            return state.thread
-        }) else { return }
+        guard
+            let thread = lifecycle.withLock({ state -> pthread_t? in
+                defer { state.thread = nil }
+                return state.thread
+            })
+        else { return }
         pthread_join(thread, nil)
     }
 
@@ -182,7 +185,8 @@ final class SocketServer: @unchecked Sendable {
         do {
             try encoder.appendResponse(response, id: id, operation: operation, to: &buffer)
         } catch {
-            logger.error("response too large", metadata: ["id": "\(id)", "operation": "\(operation)", "error": "\(error)"])
+            logger.error(
+                "response too large", metadata: ["id": "\(id)", "operation": "\(operation)", "error": "\(error)"])
             let fallback = SocketResponse.internalError(message: "response too large: \(error)")
             try? encoder.appendResponse(fallback, id: id, operation: operation, to: &buffer)
         }
@@ -206,8 +210,10 @@ final class SocketServer: @unchecked Sendable {
                 SocketPath.removeIfOurs(path: configuration.path, identity: socketIdentity)
                 logger.info(
                     "socket server stopping",
-                    metadata: ["connections": "\(connections.count)",
-                        "inFlight": "\(connections.values.reduce(0) { $0 + $1.inFlight })"])
+                    metadata: [
+                        "connections": "\(connections.count)",
+                        "inFlight": "\(connections.values.reduce(0) { $0 + $1.inFlight })",
+                    ])
             }
             if let drainDeadline {
                 let idle = connections.values.allSatisfy { $0.inFlight == 0 && $0.pendingOutput == 0 }
@@ -219,7 +225,8 @@ final class SocketServer: @unchecked Sendable {
             fds.append(pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0))
             polled.append(nil)
             let now = Self.nowMilliseconds()
-            let accepting = listener >= 0 && connections.count < configuration.maxConnections && now >= acceptPausedUntil
+            let accepting =
+                listener >= 0 && connections.count < configuration.maxConnections && now >= acceptPausedUntil
             if accepting {
                 fds.append(pollfd(fd: listener, events: Int16(POLLIN), revents: 0))
                 polled.append(nil)
@@ -333,8 +340,10 @@ final class SocketServer: @unchecked Sendable {
                     metrics.protocolError(reason: error.reason)
                     logger.warning(
                         "socket protocol error; closing the connection",
-                        metadata: ["connection": "\(conn.id)", "pid": "\(conn.peer?.pid ?? -1)",
-                            "reason": "\(error.reason)", "error": "\(error)"])
+                        metadata: [
+                            "connection": "\(conn.id)", "pid": "\(conn.peer?.pid ?? -1)",
+                            "reason": "\(error.reason)", "error": "\(error)",
+                        ])
                     conn.closeReason = "protocol error: \(error)"
                 }
                 if n < buffer.count { break }
@@ -348,14 +357,16 @@ final class SocketServer: @unchecked Sendable {
         switch frame {
         case .response(let id, _, _):
             metrics.protocolError(reason: "unexpected-response")
-            logger.warning("client sent a response frame; closing", metadata: ["connection": "\(conn.id)", "id": "\(id)"])
+            logger.warning(
+                "client sent a response frame; closing", metadata: ["connection": "\(conn.id)", "id": "\(id)"])
             conn.closeReason = "protocol error: response frame from a client"
         case .request(let id, .unknown(let op)):
             metrics.request()
             conn.inFlight += 1
             complete(
                 connection: conn.id, id: id, operation: op,
-                .unsupported(message: "operation \(op) is not supported by this ingestor (protocol \(SocketProtocol.version))"))
+                .unsupported(
+                    message: "operation \(op) is not supported by this ingestor (protocol \(SocketProtocol.version))"))
         case .request(let id, let request):
             metrics.request()
             conn.inFlight += 1

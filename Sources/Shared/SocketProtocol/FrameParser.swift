@@ -113,7 +113,8 @@ enum FrameParser {
             owners.reserveCapacity(count)
             for _ in 0..<count {
                 let partition = try r.i32("routing.owners.partition")
-                owners.append(PartitionEndpoint(partition: partition, endpoint: try r.string("routing.owners.endpoint")))
+                owners.append(
+                    PartitionEndpoint(partition: partition, endpoint: try r.string("routing.owners.endpoint")))
             }
             return .routing(
                 RoutingInfo(epoch: epoch, partitionCount: partitionCount, localEndpoint: local, owners: owners))
