@@ -208,7 +208,7 @@ def test_restart_restores_state(tansu, pod_factory, binaries, run_env):
     assert pod.signal("ingestor", signal.SIGTERM, wait=15) == 0
 
 
-@pytest.mark.parametrize("guarantee", ["exactly_once_v2"])
+@pytest.mark.parametrize("guarantee", ["exactly_once_v2", "at_least_once"])
 def test_kill9_under_load_loses_and_doubles_nothing(tansu, pod_factory, binaries, run_env, guarantee):
     pod = ingestor_pod(pod_factory, tansu, processingGuarantee=guarantee)
     start_ingestor(pod)

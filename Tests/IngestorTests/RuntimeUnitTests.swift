@@ -1,0 +1,68 @@
+// Unit tests of runtime pieces that need no broker: settings, delivery tracking, generator, changelog header.
+import Shared
+import Testing
+
+@testable import Ingestor
+
+@Suite struct RuntimeUnitTests {
+    @Test func settingsForceCorrectnessCriticalProperties() {
+        var config = AppConfig()
+        config.kafka.properties = [
+            "enable.auto.commit": "true", "session.timeout.ms": "6000", "isolation.level": "read_uncommitted",
+            "linger.ms": "20",
+        ]
+        let s = StreamSettings(config: config)
+        #expect(s.consumerProperties["enable.auto.commit"] == "false")
+        #expect(s.consumerProperties["isolation.level"] == "read_committed")
+        #expect(s.consumerProperties["session.timeout.ms"] == "6000")
+        #expect(s.consumerProperties["partition.assignment.strategy"] == "cooperative-sticky")
+        #expect(s.producerProperties["transactional.id"] == "k8s-micro-local")
+        #expect(s.producerProperties["linger.ms"] == "20")
+        #expect(s.producerProperties["session.timeout.ms"] == nil)
+        #expect(s.changelogTopics[.chaser] == "k8s-micro-chaser-changelog")
+        config.kafka.processingGuarantee = .atLeastOnce
+        #expect(StreamSettings(config: config).producerProperties["transactional.id"] == nil)
+        #expect(StreamSettings(config: config).producerProperties["enable.idempotence"] == "true")
+    }
+
+    @Test func deliveryTrackerKeepsHighestChangelogOffsetPerStoreAndPartition() {
+        let tracker = DeliveryTracker(metrics: IngestorMetrics(guarantee: "test"))
+        let tag = DeliveryTracker.tag(store: .billing, partition: 3)
+        for offset: Int64 in [5, 9, 7] {
+            tracker.delivered(DeliveryReport(error: nil, topic: "cl", partition: 3, offset: offset, tag: tag))
+        }
+        tracker.delivered(DeliveryReport(error: nil, topic: "out", partition: 3, offset: 100, tag: 0))
+        #expect(tracker.changelogHigh[StoreKind.billing.rawValue][3] == 9)
+        #expect(tracker.changelogHigh[StoreKind.chaser.rawValue].isEmpty)
+        #expect(tracker.failure == nil)
+        tracker.reset()
+        #expect(tracker.changelogHigh[StoreKind.billing.rawValue].isEmpty)
+    }
+
+    @Test func changelogHeaderRoundTrips() {
+        #expect(ChangelogHeader.decode(ChangelogHeader.encode(123_456_789)) == 123_456_789)
+        #expect(ChangelogHeader.decode(Array("x".utf8)) == nil)
+    }
+
+    @Test func generatorIsDeterministicAndKeysEventsConsistently() {
+        var a = EventGenerator(.init(keys: 10, chaserShare: 0.5, seed: 42))
+        var b = EventGenerator(.init(keys: 10, chaserShare: 0.5, seed: 42))
+        var kinds = Set<String>()
+        for _ in 0..<2_000 {
+            let x = a.next()
+            let y = b.next()
+            #expect(x.key == y.key && x.event == y.event)
+            #expect(EventKey.key(for: x.event) == x.key)
+            kinds.insert(x.event.fullName)
+        }
+        #expect(kinds.count == 4)
+    }
+
+    @Test func expectedAggregatesUseThePureRules() {
+        var expected = ExpectedAggregates()
+        expected.apply(key: "d", .chaser(Chaser(name: "A", id: "d", sent: 1000, ttl: 300)))
+        expected.apply(key: "d", .chaser(Chaser(name: "B", id: "d", sent: 2000, ttl: 500)))
+        #expect(expected.chaser["d"] == ChaserAggregate(names: ["A", "B"], count: 2, latest: 2000, longest: 500))
+        #expect(expected.jsonLines().hasPrefix(#"{"store":"chaser","key":"d","value":{"type":"#))
+    }
+}
