@@ -86,7 +86,8 @@ struct GenerateCommand: AsyncParsableCommand {
         } else {
             var generator = EventGenerator(.init(keys: keys, chaserShare: min(1, max(0, mix)), seed: seed))
             let limit = total ?? Int.max
-            let deadline = started + .milliseconds(Int64(((total == nil ? (duration ?? 10) : (duration ?? 1e9)) * 1000)))
+            let deadline =
+                started + .milliseconds(Int64(((total == nil ? (duration ?? 10) : (duration ?? 1e9)) * 1000)))
             while sent < limit {
                 if sent % 256 == 0 {
                     let now = clock.now

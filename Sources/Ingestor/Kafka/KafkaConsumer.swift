@@ -229,7 +229,8 @@ package final class KafkaConsumer {
         var errstr = [CChar](repeating: 0, count: 512)
         let err = rd_kafka_fatal_error(rk, &errstr, errstr.count)
         guard err != RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
-        return KafkaError(code: err.rawValue, name: "fatal", message: cText(errstr), kind: .fatal, operation: "consumer")
+        return KafkaError(
+            code: err.rawValue, name: "fatal", message: cText(errstr), kind: .fatal, operation: "consumer")
     }
 
     /// Leaves the group (revoke callbacks run inside) and stops fetching. Idempotent.
@@ -276,7 +277,8 @@ private func consumerRebalanceCallback(
             _ = rd_kafka_assign(rk, nil)
         }
     default:
-        callbacks.logger.error("rebalance error", metadata: ["error": "\(KafkaError(code: err, operation: "rebalance"))"])
+        callbacks.logger.error(
+            "rebalance error", metadata: ["error": "\(KafkaError(code: err, operation: "rebalance"))"])
         _ = rd_kafka_assign(rk, nil)
     }
 }

@@ -51,7 +51,8 @@ package final class KafkaProducer: @unchecked Sendable {
         tag: UInt = 0
     ) throws(KafkaError) {
         while true {
-            let err = produceOnce(topic: topic, partition: partition, key: key, value: value, headers: headers, tag: tag)
+            let err = produceOnce(
+                topic: topic, partition: partition, key: key, value: value, headers: headers, tag: tag)
             if err == RD_KAFKA_RESP_ERR_NO_ERROR { return }
             if err == RD_KAFKA_RESP_ERR__QUEUE_FULL {
                 rd_kafka_poll(rk, 10)
@@ -150,7 +151,8 @@ package final class KafkaProducer: @unchecked Sendable {
         var errstr = [CChar](repeating: 0, count: 512)
         let err = rd_kafka_fatal_error(rk, &errstr, errstr.count)
         guard err != RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
-        return KafkaError(code: err.rawValue, name: "fatal", message: cText(errstr), kind: .fatal, operation: "producer")
+        return KafkaError(
+            code: err.rawValue, name: "fatal", message: cText(errstr), kind: .fatal, operation: "producer")
     }
 }
 

@@ -10,8 +10,13 @@ enum KafkaStatistics {
     }
     private struct Partition: Decodable {
         var partition: Int32?
-        var consumer_lag: Int64?
-        var fetch_state: String?
+        var consumerLag: Int64?
+        var fetchState: String?
+        enum CodingKeys: String, CodingKey {
+            case partition
+            case consumerLag = "consumer_lag"
+            case fetchState = "fetch_state"
+        }
     }
 
     /// Consumer lag of every assigned partition (librdkafka reports -1 for unknown; those are left out).
@@ -20,8 +25,8 @@ enum KafkaStatistics {
         var out: [ConsumerPartitionStats] = []
         for (topic, t) in stats.topics ?? [:] {
             for (_, p) in t.partitions ?? [:] {
-                guard let partition = p.partition, partition >= 0, let lag = p.consumer_lag, lag >= 0,
-                    p.fetch_state != "none"
+                guard let partition = p.partition, partition >= 0, let lag = p.consumerLag, lag >= 0,
+                    p.fetchState != "none"
                 else { continue }
                 out.append(ConsumerPartitionStats(topic: topic, partition: partition, lag: lag))
             }

@@ -11,7 +11,8 @@ struct CodecFactory: Sendable {
     /// Registry mode registers our schemas first (with retries); embedded mode uses the static ids.
     static func resolve(config: AppConfig, logger: Logger) throws -> CodecFactory {
         guard let url = config.schemaRegistry.url, !url.isEmpty else {
-            return CodecFactory(schemaDir: config.ingestor.schemaDir, ids: config.schemaRegistry.staticIds, registry: nil)
+            return CodecFactory(
+                schemaDir: config.ingestor.schemaDir, ids: config.schemaRegistry.staticIds, registry: nil)
         }
         let client = try SchemaRegistryClient(url: url)
         let ids = try client.registerAll(

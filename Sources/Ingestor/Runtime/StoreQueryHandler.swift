@@ -93,8 +93,10 @@ final class StoreQueryHandler: SocketRequestHandler {
         codec.withLock { codec in
             do {
                 switch kind {
-                case .chaser: return .value(json: Array(AggregateJSON.render(try codec.decodeChaserAggregate(bytes)).utf8))
-                case .billing: return .value(json: Array(AggregateJSON.render(try codec.decodeBillAggregate(bytes)).utf8))
+                case .chaser:
+                    return .value(json: Array(AggregateJSON.render(try codec.decodeChaserAggregate(bytes)).utf8))
+                case .billing:
+                    return .value(json: Array(AggregateJSON.render(try codec.decodeBillAggregate(bytes)).utf8))
                 }
             } catch {
                 return .internalError(message: "undecodable store value: \(error)")

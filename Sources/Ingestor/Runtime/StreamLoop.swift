@@ -155,7 +155,9 @@ final class StreamLoop: RebalanceListener {
 
     func start() throws {
         if settings.exactlyOnce {
-            try retrying("init_transactions") { () throws(KafkaError) in try producer.initTransactions(timeoutMs: 30_000) }
+            try retrying("init_transactions") { () throws(KafkaError) in
+                try producer.initTransactions(timeoutMs: 30_000)
+            }
         }
         let consumer = try KafkaConsumer(
             properties: settings.consumerProperties, listener: self,
@@ -480,9 +482,10 @@ final class StreamLoop: RebalanceListener {
             do {
                 try body()
                 return
-            } catch where error.kind == .retriable && attempt < 10 {
+            } catch  where error.kind == .retriable && attempt < 10 {
                 attempt += 1
-                logger.warning("retrying", metadata: ["operation": "\(what)", "attempt": "\(attempt)", "error": "\(error)"])
+                logger.warning(
+                    "retrying", metadata: ["operation": "\(what)", "attempt": "\(attempt)", "error": "\(error)"])
                 producer.poll(timeoutMs: Int32(min(1_000, 50 * attempt)))
             }
         }

@@ -77,7 +77,8 @@ final class StreamThread: Sendable {
     /// The thread body: topics, clients, loop, shutdown.
     private func body() throws {
         logger.info(
-            "librdkafka", metadata: ["version": "\(KafkaLibrary.version)", "bootstrap": "\(config.kafka.bootstrapServers)"])
+            "librdkafka",
+            metadata: ["version": "\(KafkaLibrary.version)", "bootstrap": "\(config.kafka.bootstrapServers)"])
         let codec = try codecs.make()
         guard let (partitions, dlqPartitions) = try prepareTopics() else { return }
         let loop = try StreamLoop(

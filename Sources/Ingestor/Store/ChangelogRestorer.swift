@@ -166,7 +166,8 @@ final class ChangelogRestorer {
                 "changelog ends before the local checkpoint; wiping for a full restore",
                 metadata: ["topic": "\(tp)", "end": "\(endOffset)", "checkpoint": "\(task.start)"])
             try stores[task.store].wipe(partition: task.partition)
-            task = Task(store: task.store, partition: task.partition, start: KafkaOffset.beginning,
+            task = Task(
+                store: task.store, partition: task.partition, start: KafkaOffset.beginning,
                 committedInput: task.committedInput)
             tasks[tp] = task
             try consumer.unassign([tp])

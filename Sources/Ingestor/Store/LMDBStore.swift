@@ -21,7 +21,8 @@ package final class LMDBStore: @unchecked Sendable {
 
     /// - Parameters:
     ///   - mapSize: the maximum size of the store (virtual address space, not memory).
-    package init(directory: String, name: String, mapSize: Int = 4 << 30, maxPartitions: Int = 1024) throws(StoreError) {
+    package init(directory: String, name: String, mapSize: Int = 4 << 30, maxPartitions: Int = 1024) throws(StoreError)
+    {
         self.name = name
         self.directory = directory
         do {
