@@ -51,7 +51,7 @@ API=http://127.0.0.1:${GATEWAY_PORT:-8080}
 HEALTH=http://127.0.0.1:${HEALTH_PORT:-8079}
 WAIT_SECONDS=60 wait_for curl -fs "$HEALTH/hams/startup" || { echo "gateway did not start; see $RUN_DIR/logs" >&2; exit 1; }
 if WAIT_SECONDS=60 wait_for curl -fs "$HEALTH/hams/ready"; then
-  "$BIN/k8s-micro-ingestor" generate --config "$CONFIG" --rate 5 --keys 20 --duration 0 \
+  "$BIN/k8s-micro-ingestor" generate --config "$CONFIG" --rate 5 --keys 20 --duration 86400 \
     >>"$RUN_DIR/logs/generator.log" 2>&1 &
   pids+=($!)
 else
@@ -65,7 +65,7 @@ k8s-micro is running (logs in $RUN_DIR/logs). Try:
   curl $API/chaser            # keys of the chaser store
   curl $API/chaser/<key>      # one aggregate
   curl $API/billing
-  curl -X POST $API/events -d '{"type":"com.polecatworks.chaser.Chaser","name":"A","id":"1","sent":1000,"ttl":300}'
+  curl -X POST $API/events -H 'content-type: application/json' -d '{"type":"com.polecatworks.chaser.Chaser","name":"A","id":"1","sent":1000,"ttl":300}'
   curl $HEALTH/hams/ready
   curl $HEALTH/hams/metrics
 Ctrl-C stops everything.
