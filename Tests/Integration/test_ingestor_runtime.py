@@ -287,3 +287,35 @@ def test_bad_input_reaches_dead_letter_topic(tansu, pod_factory, binaries, run_e
     for reason in bad:
         assert metrics.get(f'records_dead_lettered_total{{reason="{reason}"}}') == 1, reason
     assert pod.signal("ingestor", signal.SIGTERM, wait=15) == 0
+
+
+def test_rebalance_between_two_ingestors_keeps_state_exact(tansu, pod_factory, binaries, run_env):
+    """A second ingestor joins under load (cooperative rebalance), then leaves: the first one takes its
+    partitions back, replays their changelog tail, and ends with exactly the expected aggregates."""
+    a = ingestor_pod(pod_factory, tansu)
+    b = pod_factory(tansu, name="podb", kafka={"commitInterval": 100})
+    start_ingestor(a)
+    expect = a.workdir / "expected.jsonl"
+    a.write_config()
+    gen = subprocess.Popen(
+        [str(binaries.ingestor), "generate", "--config", str(a.config_path), "--total", "36000", "--rate", "2000",
+         "--keys", "200", "--seed", "11", "--expect", str(expect)],
+        env=run_env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    time.sleep(1.5)
+    start_ingestor(b)
+    # Ready = joined with its share of partitions restored (tansu holds each join for session.timeout / 2).
+    wait_until(lambda: socket_ready(b.socket_path), 40, interval=0.5, what=f"b ready\n{b.logs_tail()}")
+    assert gen.wait(120) == 0, gen.stderr.read()
+    assert b.signal("ingestor", signal.SIGTERM, wait=20) == 0
+    expected = read_expected(expect)
+
+    def all_exact() -> bool:
+        return all(socket_get(a.socket_path, s, k) == v for (s, k), v in list(expected.items())[::25])
+
+    wait_until(all_exact, 60, interval=1, what=f"a serves every partition exactly\n{a.logs_tail()}")
+    time.sleep(1)
+    assert a.signal("ingestor", signal.SIGTERM, wait=20) == 0
+    got = dump_store(a, binaries, run_env)
+    wrong = [k for k in expected if got.get(k) != expected[k]]
+    assert not wrong, f"{len(wrong)} of {len(expected)} aggregates differ, e.g. {wrong[:2]}"

@@ -42,9 +42,16 @@ struct GenerateCommand: AsyncParsableCommand {
     @Option(name: .customLong("events-file"), help: "Produce the JSON events of this file (one per line) instead.")
     var eventsFile: String?
 
+    @Flag(name: .customLong("consume-ceiling"), help: .hidden)
+    var consumeCeiling = false
+
     func run() async throws {
         let config = try ProcessBootstrap.start(options, role: .ingestor)
         let logger = Logger(label: "k8s-micro.ingestor.generate")
+        if consumeCeiling {
+            try measureConsumeCeiling(config: config, logger: logger)
+            return
+        }
         let codec = try CodecFactory.resolve(config: config, logger: logger).make()
         let target = topic ?? config.kafka.inputTopic
         var props = ["bootstrap.servers": config.kafka.bootstrapServers]
@@ -121,6 +128,37 @@ struct GenerateCommand: AsyncParsableCommand {
             try Data(expected.jsonLines().utf8).write(to: URL(fileURLWithPath: expect))
         }
         if failed > 0 { throw ExitCode(1) }
+    }
+}
+
+extension GenerateCommand {
+    /// Benchmark ceiling: consume `--total` records of the topic with the same librdkafka and no processing.
+    func measureConsumeCeiling(config: AppConfig, logger: Logger) throws {
+        let target = topic ?? config.kafka.inputTopic
+        var props = ["bootstrap.servers": config.kafka.bootstrapServers]
+        props.merge(config.kafka.properties) { _, user in user }
+        let partitions = try KafkaAdmin(properties: StreamSettings.producerOnly(props)).topics()[target] ?? 0
+        props["group.id"] = "\(config.kafka.applicationId)-ceiling"
+        props["enable.auto.commit"] = "false"
+        let consumer = try KafkaConsumer(properties: props, logger: logger)
+        var offsets: [TopicPartition: Int64] = [:]
+        for p in 0..<partitions { offsets[TopicPartition(target, p)] = KafkaOffset.beginning }
+        try consumer.assign(offsets)
+        let want = total ?? 1_000_000
+        var count = 0
+        var bytes = 0
+        let clock = ContinuousClock()
+        var first: ContinuousClock.Instant?
+        let deadline = clock.now + .seconds(300)
+        while count < want, clock.now < deadline {
+            guard case .record(let r)? = consumer.poll(timeoutMs: 100) else { continue }
+            if first == nil { first = clock.now }
+            count += 1
+            bytes += r.value?.count ?? 0
+        }
+        let secs = Double(((clock.now - (first ?? clock.now)) / .milliseconds(1))) / 1000
+        print("\(count) records (\(bytes) value bytes) in \(secs)s = \(Int(Double(count) / max(secs, 0.001))) msg/s")
+        consumer.close()
     }
 }
 

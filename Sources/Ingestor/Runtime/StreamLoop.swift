@@ -624,6 +624,8 @@ final class StreamLoop: RebalanceListener {
         let now = clock.now
         guard now - lastStatsUpdate >= .seconds(5) else { return }
         lastStatsUpdate = now
+        // Bound what an OS crash can take from the local store (MDB_NOSYNC); the changelog replays the rest.
+        stores.syncAll()
         for kind in StoreKind.allCases {
             let store = stores[kind]
             let keys = tasks.keys.reduce(0) { $0 + store.count(partition: $1) }

@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Ingestor benchmark (make bench-ingestor): per run a fresh tansu, N pre-produced events, one ingestor.
+
+Prints the raw consume ceiling (same librdkafka, no processing) and, for at_least_once and exactly_once_v2,
+events/s from the first to the last consumed record (group join excluded) and the ingestor's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def metrics(sock: str) -> dict[str, float]:
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(5)
+        s.connect(sock)
+        s.sendall(struct.pack(">IBBIBB", 8, 1, 0, 1, 7, 0))
+        buf = b""
+        while len(buf) < 4 or len(buf) < 4 + struct.unpack(">I", buf[:4])[0]:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                raise ConnectionError("closed")
+            buf += chunk
+    text = buf[16:].decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            try:
+                out[name] = float(value)
+            except ValueError:
+                pass
+    return out
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Broker:
+    def __init__(self, workdir: Path):
+        self.port = free_port()
+        url = f"tcp://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(["tansu", "broker", "--listener-url", url, "--advertised-listener-url", url],
+                                     stdout=(workdir / "tansu.log").open("wb"), stderr=subprocess.STDOUT)
+        for _ in range(100):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError("tansu did not start")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def write_config(workdir: Path, port: int, guarantee: str) -> Path:
+    cfg = workdir / "config.yaml"
+    cfg.write_text(json.dumps({
+        "log": {"level": "warning"},
+        "kafka": {"bootstrapServers": f"127.0.0.1:{port}", "processingGuarantee": guarantee,
+                  "properties": {"session.timeout.ms": "6000", "heartbeat.interval.ms": "1000"}},
+        "ingestor": {"socket": str(workdir / "ingestor.sock"), "stateDir": str(workdir / "state"),
+                     "schemaDir": str(ROOT / "schemas")},
+    }))
+    return cfg
+
+
+def run(args, guarantee: str | None) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="k8s-micro-bench-"))
+    broker = Broker(workdir)
+    try:
+        subprocess.run(["tansu", "topic", "create", "--broker", f"tcp://127.0.0.1:{broker.port}", "--partitions",
+                        str(args.partitions), "input"], check=True, capture_output=True)
+        cfg = write_config(workdir, broker.port, guarantee or "at_least_once")
+        t0 = time.monotonic()
+        subprocess.run([args.bin, "generate", "--config", str(cfg), "--total", str(args.events), "--rate", "0",
+                        "--keys", str(args.keys), "--seed", "1"], check=True, capture_output=True)
+        produce_s = time.monotonic() - t0
+        if guarantee is None:
+            out = subprocess.run([args.bin, "generate", "--config", str(cfg), "--consume-ceiling", "--total",
+                                  str(args.events)], check=True, capture_output=True, text=True)
+            print(f"raw consume ceiling: {out.stdout.strip()} (produce took {produce_s:.1f}s)")
+            return
+        proc = subprocess.Popen([args.bin, "run", "--config", str(cfg)], stdout=(workdir / "run.log").open("wb"),
+                                stderr=subprocess.STDOUT)
+        first = None
+        consumed = 0.0
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            try:
+                consumed = metrics(str(workdir / "ingestor.sock")).get("records_consumed_total", 0)
+            except OSError:
+                continue
+            if consumed > 0 and first is None:
+                first = (time.monotonic(), consumed)
+            if consumed >= args.events:
+                break
+        end = time.monotonic()
+        rss = peak_rss_mb(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        if first is None or consumed < args.events:
+            print(f"{guarantee}: incomplete ({consumed:.0f} of {args.events}); see {workdir}/run.log")
+            return
+        rate = (args.events - first[1]) / max(end - first[0], 1e-6)
+        print(f"{guarantee}: {rate:,.0f} events/s over {end - first[0]:.1f}s, peak RSS {rss:.1f} MB "
+              f"({args.events} events, {args.keys} keys, {args.partitions} partitions)")
+    finally:
+        broker.stop()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--events", type=int, default=1_000_000)
+    p.add_argument("--keys", type=int, default=10_000)
+    p.add_argument("--partitions", type=int, default=4)
+    p.add_argument("--bin", default=str(ROOT / ".build" / "release" / "k8s-micro-ingestor"))
+    p.add_argument("--only", choices=["ceiling", "at_least_once", "exactly_once_v2"])
+    p.add_argument("--keep", action="store_true")
+    args = p.parse_args()
+    for g in [None, "at_least_once", "exactly_once_v2"]:
+        if args.only and (g or "ceiling") != args.only:
+            continue
+        run(args, g)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
