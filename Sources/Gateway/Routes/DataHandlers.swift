@@ -67,10 +67,29 @@ final class DataHandlers {
             return
         }
         if query.cluster {
-            // Cluster-wide listing needs the forwarding layer (SPEC §8), not in this build yet.
-            responder.send(.error(501, "not-implemented", "scope=cluster is not available yet; use scope=local"))
+            // Cluster-wide listing merges every pod's local keys (SPEC §8). When this pod is the only
+            // owner in the routing table, cluster == local; merging across pods needs the forwarding
+            // layer, not in this build yet (501).
+            client.send(.routingTable, timeoutMs: timeoutMs) { [weak self] reply in
+                guard let self else { return }
+                guard case .response(.routing(let table)) = reply else {
+                    responder.send(Self.map(reply, notFound: "no routing table") { _ in nil })
+                    return
+                }
+                let others = table.owners.filter { $0.endpoint != table.localEndpoint }
+                if others.isEmpty {
+                    self.localKeys(store: store, query, responder)
+                } else {
+                    responder.send(
+                        .error(501, "not-implemented", "scope=cluster across several pods is not available yet"))
+                }
+            }
             return
         }
+        localKeys(store: store, query, responder)
+    }
+
+    private func localKeys(store: String, _ query: KeyQuery, _ responder: Responder) {
         client.send(.listKeys(store: store, limit: query.limit, cursor: query.cursor), timeoutMs: timeoutMs) {
             reply in
             responder.send(Self.map(reply, notFound: "no such store \(store)") { response in
