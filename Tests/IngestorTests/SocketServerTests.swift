@@ -37,9 +37,11 @@ final class ReversingHandler: SocketRequestHandler {
             return list
         }
         guard let ready else { return }
-        Task.detached {
+        // A real thread, not a Task: the blocking test clients may occupy the cooperative pool.
+        let spawned = OSThread.spawn(name: "test-replies") {
             for (key, reply) in ready.reversed() { reply(.value(json: Array(key.utf8))) }
         }
+        precondition(spawned)
     }
 }
 
@@ -91,7 +93,9 @@ struct SocketServerFixture {
         }
         #expect(Set(seen) == Set(1...300))
         #expect(seen != seen.sorted(), "answers came out of order (reversed per batch)")
-        #expect(seen.prefix(3) == [100, 99, 98])
+        // Within one batch the handler answers in reverse (batches may interleave: separate threads).
+        let firstBatch = seen.filter { $0 <= 100 }
+        #expect(firstBatch == Array((1...100).reversed()))
     }
 
     @Test func synchronousRepliesPipelineOnManyClients() throws {
@@ -239,16 +243,54 @@ struct SocketServerFixture {
         let handler = ReversingHandler(batch: 2)
         let fixture = try SocketServerFixture(handler: handler)
         let client = try fixture.client()
+        let before = fixture.server.statistics.requests
         try client.enqueue(.get(store: "s", key: "a"), id: 1)
         try client.flush()
         // One request is parked in the handler; stop waits (grace) for it, then closes.
-        let before = fixture.server.statistics.requests
-        while fixture.server.statistics.requests == before { usleep(1000) }
+        var waited = 0
+        while fixture.server.statistics.requests == before, waited < 5000 {
+            usleep(1000)
+            waited += 1
+        }
+        #expect(fixture.server.statistics.requests == before + 1)
         fixture.server.stop()
         fixture.server.join()
         #expect(throws: SocketClientError.closedByPeer) { _ = try client.receive() }
         #expect(access(fixture.path, F_OK) != 0)
         fixture.stop()
+    }
+
+    @Test func halfClosedClientStillGetsItsAnswers() throws {
+        let fixture = try SocketServerFixture(handler: ReversingHandler(batch: 3))
+        defer { fixture.stop() }
+        let client = try fixture.client()
+        for i in 1...3 { try client.enqueue(.get(store: "s", key: "k\(i)"), id: UInt32(i)) }
+        try client.flush()
+        client.shutdownWrite()
+        var ids: [UInt32] = []
+        for _ in 1...3 {
+            guard case .response(let id, _, .value) = try client.receive() else {
+                Issue.record("expected a value")
+                return
+            }
+            ids.append(id)
+        }
+        #expect(ids == [3, 2, 1])
+        #expect(throws: SocketClientError.closedByPeer) { _ = try client.receive() }
+    }
+
+    @Test func lateRepliesAfterTheClientLeftAreDropped() throws {
+        let handler = ReversingHandler(batch: 2)
+        let fixture = try SocketServerFixture(handler: handler)
+        defer { fixture.stop() }
+        let leaving = try fixture.client()
+        try leaving.enqueue(.get(store: "s", key: "a"), id: 1)
+        try leaving.flush()
+        leaving.close()
+        // The second get completes the batch: both replies fire, one for a closed connection.
+        let staying = try fixture.client()
+        #expect(try staying.request(.get(store: "s", key: "b")) == .value(json: Array("b".utf8)))
+        #expect(try staying.request(.ping) == .pong)
     }
 
     @Test func probeOfAMissingSocketFailsFast() {

@@ -12,8 +12,10 @@ final class SocketConnection {
     var outputOffset = 0
     /// Requests handed to the handler and not yet answered.
     var inFlight = 0
-    /// Set when the connection must be closed after the current read (protocol error, EOF).
+    /// Set when the connection must be closed after the current read (protocol error, I/O error).
     var closeReason: String?
+    /// The peer shut its writing side: answer what is in flight, then close.
+    var readClosed = false
 
     init(id: UInt64, fd: Int32, peer: PeerCredentials?) {
         self.id = id
@@ -22,4 +24,7 @@ final class SocketConnection {
     }
 
     var pendingOutput: Int { output.count - outputOffset }
+
+    /// Nothing more to read, answer or write.
+    var isFinished: Bool { readClosed && inFlight == 0 && pendingOutput == 0 }
 }

@@ -233,7 +233,7 @@ final class SocketServer: @unchecked Sendable {
             }
             for conn in connections.values {
                 var events: Int32 = 0
-                if drainDeadline == nil, conn.inFlight < configuration.maxInFlightPerConnection,
+                if drainDeadline == nil, !conn.readClosed, conn.inFlight < configuration.maxInFlightPerConnection,
                     conn.pendingOutput < configuration.maxPendingOutput
                 {
                     events |= POLLIN
@@ -316,7 +316,12 @@ final class SocketServer: @unchecked Sendable {
 
     private func service(_ conn: SocketConnection, revents: Int32, buffer: UnsafeMutableRawBufferPointer) {
         if revents & POLLOUT != 0 { flush(conn) }
-        if revents & (POLLIN | POLLHUP | POLLERR) != 0 {
+        if revents & (POLLHUP | POLLERR) != 0 && revents & POLLIN == 0 {
+            // Both directions gone (or an error): nothing can be answered any more.
+            closeConnection(conn, reason: revents & POLLERR != 0 ? "socket error" : "hung up")
+            return
+        }
+        if revents & POLLIN != 0, !conn.readClosed {
             // A few reads per wake-up keep one busy client from starving the others.
             for _ in 0..<8 {
                 guard conn.closeReason == nil, conn.inFlight < configuration.maxInFlightPerConnection else { break }
@@ -329,7 +334,7 @@ final class SocketServer: @unchecked Sendable {
                 }
                 guard let n else { break }
                 if n == 0 {
-                    conn.closeReason = "closed by peer"
+                    conn.readClosed = true
                     break
                 }
                 do {
@@ -349,7 +354,16 @@ final class SocketServer: @unchecked Sendable {
                 if n < buffer.count { break }
             }
         }
-        if let reason = conn.closeReason { closeConnection(conn, reason: reason) }
+        closeIfDone(conn)
+    }
+
+    /// Closes a connection that failed, or that the peer half-closed and that has nothing left to send.
+    private func closeIfDone(_ conn: SocketConnection) {
+        if let reason = conn.closeReason {
+            closeConnection(conn, reason: reason)
+        } else if conn.isFinished {
+            closeConnection(conn, reason: "closed by peer")
+        }
     }
 
     private func dispatch(_ frame: SocketFrame, on conn: SocketConnection) {
@@ -382,7 +396,7 @@ final class SocketServer: @unchecked Sendable {
         guard !dirty.isEmpty else { return }
         for conn in dirty where connections[conn.id] === conn {
             flush(conn)
-            if let reason = conn.closeReason { closeConnection(conn, reason: reason) }
+            closeIfDone(conn)
         }
         dirty.removeAll(keepingCapacity: true)
     }
@@ -435,8 +449,8 @@ final class SocketServer: @unchecked Sendable {
             queue.closed = true
             queue.items.removeAll()
         }
-        close(wakeRead)
-        // wakeWrite stays open: a late reply closure or stop() may still write to it (harmlessly).
+        // Both pipe ends stay open until deinit: a late reply closure or stop() may still write to it,
+        // and writing to a pipe without a reader would raise SIGPIPE.
         logger.info("socket server stopped", metadata: ["path": "\(configuration.path)"])
         let waiters = lifecycle.withLock { state in
             state.finished = true
@@ -453,6 +467,7 @@ final class SocketServer: @unchecked Sendable {
     }
 
     deinit {
+        if wakeRead >= 0 { close(wakeRead) }
         if wakeWrite >= 0 { close(wakeWrite) }
     }
 }

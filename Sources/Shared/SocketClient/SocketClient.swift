@@ -63,16 +63,25 @@ package final class SocketClient {
         fd = -1
     }
 
-    /// Sends one request and waits for its answer.
+    /// Shuts the writing side (the server answers what is in flight, then closes).
+    package func shutdownWrite() {
+        if fd >= 0 { _ = shutdown(fd, Int32(SHUT_WR)) }
+    }
+
+    /// Sends one request and waits for its answer. Late answers to earlier requests (e.g. ones that
+    /// timed out) are skipped.
     package func request(_ request: SocketRequest) throws(SocketClientError) -> SocketResponse {
         let id = nextRequestId()
         try enqueue(request, id: id)
         try flush()
-        let frame = try receive()
-        guard case .response(id, _, let response) = frame else {
-            throw .unexpectedFrame("\(frame) while waiting for id \(id)")
+        while true {
+            let frame = try receive()
+            switch frame {
+            case .response(id, _, let response): return response
+            case .response(let other, _, _) where other < id: continue
+            default: throw .unexpectedFrame("\(frame) while waiting for id \(id)")
+            }
         }
-        return response
     }
 
     /// A fresh request id (wraps around).
