@@ -293,6 +293,15 @@ struct SocketServerFixture {
         #expect(try staying.request(.ping) == .pong)
     }
 
+    @Test func clientTimesOutWhenNoAnswerComes() throws {
+        let fixture = try SocketServerFixture(handler: ReversingHandler(batch: 1_000))
+        defer { fixture.stop() }
+        let client = try SocketClient(path: fixture.path, timeoutMilliseconds: 100)
+        #expect(throws: SocketClientError.timedOut(milliseconds: 100)) {
+            _ = try client.request(.get(store: "s", key: "never"))
+        }
+    }
+
     @Test func probeOfAMissingSocketFailsFast() {
         #expect {
             _ = try SocketClient(path: "/tmp/k8sm-does-not-exist/ingestor.sock", timeoutMilliseconds: 100)
