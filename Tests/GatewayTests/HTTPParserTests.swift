@@ -46,7 +46,9 @@ struct HTTPParserTests {
 
     @Test func chunkedBody() {
         let p = parser()
-        p.feed("POST /events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\n\r\n")
+        p.feed(
+            "POST /events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\n\r\n"
+        )
         #expect(p.completed.first?.body == Array("abcde".utf8))
     }
 
@@ -62,8 +64,11 @@ struct HTTPParserTests {
         small.maxRequestLine = 16
         small.maxHeaderBytes = 64
         small.maxBody = 4
-        #expect(parser(small).feed("GET /" + String(repeating: "a", count: 20) + " HTTP/1.1\r\n") == .requestLineTooLong)
-        #expect(parser(small).feed("GET / HTTP/1.1\r\nX: " + String(repeating: "v", count: 80) + "\r\n") == .headersTooLarge)
+        #expect(
+            parser(small).feed("GET /" + String(repeating: "a", count: 20) + " HTTP/1.1\r\n") == .requestLineTooLong)
+        #expect(
+            parser(small).feed("GET / HTTP/1.1\r\nX: " + String(repeating: "v", count: 80) + "\r\n") == .headersTooLarge
+        )
         #expect(parser(small).feed("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n") == .bodyTooLarge)
         let chunked = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n"
         #expect(parser(small).feed(chunked) == .bodyTooLarge)
@@ -84,7 +89,8 @@ struct HTTPParserTests {
 
     @Test func malformed() {
         for bad in [
-            "GET\r\n\r\n", "GET / HTTP/1.1\r\nBad Header\r\n\r\n", "GET / HTTP/1.1\r\n\r\n", "GET / HTTP/2.0\r\nHost: x\r\n\r\n",
+            "GET\r\n\r\n", "GET / HTTP/1.1\r\nBad Header\r\n\r\n", "GET / HTTP/1.1\r\n\r\n",
+            "GET / HTTP/2.0\r\nHost: x\r\n\r\n",
             "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
             "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
             "\u{0}\u{1}\u{2}",
@@ -126,8 +132,10 @@ struct HTTPParserTests {
         var out: [UInt8] = []
         let date = Array("Date: X\r\n".utf8)
         ResponseEncoder.encode(.text("hi"), into: &out, keepAlive: true, date: date)
-        #expect(String(decoding: out, as: UTF8.self)
-            == "HTTP/1.1 200 OK\r\nDate: X\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 2\r\n\r\nhi")
+        #expect(
+            String(decoding: out, as: UTF8.self)
+                == "HTTP/1.1 200 OK\r\nDate: X\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 2\r\n\r\nhi"
+        )
         out.removeAll()
         let r = HTTPResponse.error(405, "m", "n", headers: [("Allow", "GET")])
         ResponseEncoder.encode(r, into: &out, keepAlive: false, omitBody: true, date: [])

@@ -23,17 +23,23 @@ struct JSONShapeTests {
 
     @Test func healthShape() {
         let text = HealthRoutes.healthJSON(name: "alive", valid: false, detail: [("loop", true), ("w", false)])
-        #expect(text == #"{"name":"alive","valid":false,"detail":[{"name":"loop","valid":true},{"name":"w","valid":false}]}"#)
+        #expect(
+            text
+                == #"{"name":"alive","valid":false,"detail":[{"name":"loop","valid":true},{"name":"w","valid":false}]}"#
+        )
     }
 
     @Test func keyPage() {
-        #expect(DataHandlers.keysJSON(KeyPage(keys: ["a", "b\"c"], nextCursor: nil)) == #"{"keys":["a","b\"c"],"next":null}"#)
+        #expect(
+            DataHandlers.keysJSON(KeyPage(keys: ["a", "b\"c"], nextCursor: nil))
+                == #"{"keys":["a","b\"c"],"next":null}"#)
         #expect(DataHandlers.keysJSON(KeyPage(keys: [], nextCursor: "k")) == #"{"keys":[],"next":"k"}"#)
     }
 
     @Test func ingestorAnswersMapToHTTP() {
         let none: (SocketResponse) -> HTTPResponse? = { _ in nil }
-        let r1 = DataHandlers.map(.response(.notReady(retryAfterMs: 2_500, message: "restoring")), notFound: "", success: none)
+        let r1 = DataHandlers.map(
+            .response(.notReady(retryAfterMs: 2_500, message: "restoring")), notFound: "", success: none)
         #expect(r1.status == 503 && r1.headers.contains { $0 == ("Retry-After", "3") })
         let r2 = DataHandlers.map(.response(.notReady(retryAfterMs: 0, message: "")), notFound: "", success: none)
         #expect(r2.headers.contains { $0 == ("Retry-After", "1") })
@@ -54,8 +60,9 @@ struct JSONShapeTests {
     }
 
     @Test func miniJSON() throws {
-        #expect(try MiniJSONParser.parse(Array(#" {"a":[1,-2.5e3,true,null,"\u00e9\ud83d\ude00"]} "#.utf8))
-            == .object([("a", .array([.number("1"), .number("-2.5e3"), .bool(true), .null, .string("é😀")]))]))
+        #expect(
+            try MiniJSONParser.parse(Array(#" {"a":[1,-2.5e3,true,null,"\u00e9\ud83d\ude00"]} "#.utf8))
+                == .object([("a", .array([.number("1"), .number("-2.5e3"), .bool(true), .null, .string("é😀")]))]))
         for bad in ["", "{", "[1,]", "{\"a\":}", "01", "1.", "\"\\x\"", "\"\u{1}\"", "nul", "{} x", "\"\\ud800\""] {
             #expect(throws: JSONSyntaxError.self, "\(bad)") { try MiniJSONParser.parse(Array(bad.utf8)) }
         }
@@ -66,7 +73,8 @@ struct JSONShapeTests {
     @Test func eventValidation() {
         let chaser = #"{"type":"com.polecatworks.chaser.Chaser","name":"A","id":"1","sent":1000,"ttl":300}"#
         #expect(EventValidation.problem(in: Array(chaser.utf8)) == nil)
-        let withPrevious = #"{"type":"com.polecatworks.chaser.Chaser","name":"A","id":"1","sent":1,"ttl":3,"previous":null}"#
+        let withPrevious =
+            #"{"type":"com.polecatworks.chaser.Chaser","name":"A","id":"1","sent":1,"ttl":3,"previous":null}"#
         #expect(EventValidation.problem(in: Array(withPrevious.utf8)) == nil)
         let cases: [(String, String)] = [
             ("[]", "JSON object"),

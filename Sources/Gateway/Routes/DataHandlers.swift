@@ -19,10 +19,11 @@ final class DataHandlers {
     private func get(store: String, _ r: RouteRequest, _ responder: Responder) {
         let key = r.params.first ?? ""
         client.send(.get(store: store, key: key), timeoutMs: timeoutMs) { reply in
-            responder.send(Self.map(reply, notFound: "no \(store) aggregate for key \(key)") { response in
-                if case .value(let json) = response { return .json(bytes: json) }
-                return nil
-            })
+            responder.send(
+                Self.map(reply, notFound: "no \(store) aggregate for key \(key)") { response in
+                    if case .value(let json) = response { return .json(bytes: json) }
+                    return nil
+                })
         }
     }
 
@@ -92,10 +93,11 @@ final class DataHandlers {
     private func localKeys(store: String, _ query: KeyQuery, _ responder: Responder) {
         client.send(.listKeys(store: store, limit: query.limit, cursor: query.cursor), timeoutMs: timeoutMs) {
             reply in
-            responder.send(Self.map(reply, notFound: "no such store \(store)") { response in
-                guard case .keys(let page) = response else { return nil }
-                return .json(Self.keysJSON(page))
-            })
+            responder.send(
+                Self.map(reply, notFound: "no such store \(store)") { response in
+                    guard case .keys(let page) = response else { return nil }
+                    return .json(Self.keysJSON(page))
+                })
         }
     }
 
@@ -119,12 +121,13 @@ final class DataHandlers {
             return
         }
         client.send(.publish(json: r.request.body), timeoutMs: 10_000) { reply in
-            responder.send(Self.map(reply, notFound: "not found") { response in
-                guard case .published(let receipt) = response else { return nil }
-                return .json(
-                    "{\"topic\":\(JSONText.quote(receipt.topic)),\"partition\":\(receipt.partition),"
-                        + "\"offset\":\(receipt.offset)}", status: 202)
-            })
+            responder.send(
+                Self.map(reply, notFound: "not found") { response in
+                    guard case .published(let receipt) = response else { return nil }
+                    return .json(
+                        "{\"topic\":\(JSONText.quote(receipt.topic)),\"partition\":\(receipt.partition),"
+                            + "\"offset\":\(receipt.offset)}", status: 202)
+                })
         }
     }
 
