@@ -431,6 +431,7 @@ class FakeIngestor:
         self.delay = 0.0
         self.stopped = threading.Event()
         self.requests: list[int] = []
+        self.clients: list[socket.socket] = []
         self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.server.bind(path)
         self.server.listen(8)
@@ -442,6 +443,7 @@ class FakeIngestor:
                 conn, _ = self.server.accept()
             except OSError:
                 return
+            self.clients.append(conn)
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn):
@@ -505,6 +507,14 @@ class FakeIngestor:
     def close(self):
         self.server.close()
 
+    def close_clients(self):
+        for conn in self.clients:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+                conn.close()
+            except OSError:
+                pass
+
 
 def test_with_fake_ingestor(gateway):
     fake = FakeIngestor(gateway.socket_path)
@@ -533,6 +543,48 @@ def test_with_fake_ingestor(gateway):
         with requests.Session() as s:
             for i in range(50):
                 assert s.get(f"{gateway.api}/chaser/key{i}").json()["names"] == [f"key{i}"]
+    finally:
+        fake.close()
+
+
+def test_ingestor_timeout_and_reconnect(gateway):
+    fake = FakeIngestor(gateway.socket_path)
+    try:
+        _wait(lambda: requests.get(f"{gateway.health}/hams/ready", timeout=1).status_code == 200, 10, "ready")
+        fake.delay = 3.0  # beyond the gateway's 2 s per-request deadline
+        start = time.monotonic()
+        r = requests.get(f"{gateway.api}/chaser/slow", timeout=10)
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+        assert 1.5 <= time.monotonic() - start <= 3.0
+        fake.delay = 0.0
+        assert requests.get(f"{gateway.api}/chaser/fast").status_code == 200
+    finally:
+        fake.close()
+        fake.close_clients()
+    # The ingestor goes away: data routes 503, ready 429; it comes back: the client reconnects.
+    _wait(lambda: requests.get(f"{gateway.api}/chaser/k", timeout=1).status_code == 503, 5, "503 after loss")
+    assert requests.get(f"{gateway.health}/hams/ready").status_code == 429
+    os.unlink(gateway.socket_path)
+    fake = FakeIngestor(gateway.socket_path)
+    try:
+        _wait(lambda: requests.get(f"{gateway.api}/chaser/k", timeout=1).status_code == 200, 10, "reconnect")
+        assert requests.get(f"{gateway.health}/hams/ready").status_code == 200
+    finally:
+        fake.close()
+
+
+def test_client_gone_before_ingestor_answers(gateway):
+    fake = FakeIngestor(gateway.socket_path)
+    try:
+        _wait(lambda: requests.get(f"{gateway.health}/hams/ready", timeout=1).status_code == 200, 10, "ready")
+        fake.delay = 0.5
+        for _ in range(20):
+            with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as s:
+                s.sendall(b"GET /chaser/a HTTP/1.1\r\nHost: x\r\n\r\nGET /chaser/b HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(1.0)
+        fake.delay = 0.0
+        assert requests.get(f"{gateway.api}/chaser/c").status_code == 200
+        assert gateway.proc.poll() is None
     finally:
         fake.close()
 

@@ -6,8 +6,10 @@ protocol ResponseSink: AnyObject {
 }
 
 /// Hands one response back to the connection slot it belongs to. Loop thread only.
+/// Holds the connection strongly: an answer arriving after the client left must find a live
+/// (closed) connection that drops it, not a freed one.
 struct Responder {
-    unowned let sink: any ResponseSink
+    let sink: any ResponseSink
     let sequence: UInt64
     func send(_ response: HTTPResponse) { sink.complete(sequence, response) }
 }
