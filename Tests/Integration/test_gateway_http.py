@@ -658,3 +658,40 @@ def test_schemathesis_without_ingestor(gateway, tmp_path):
         '[checks.not_a_server_error]\nexpected-statuses = ["2xx", "3xx", "4xx", "503"]\n'
     )
     _schemathesis(gateway, tmp_path)
+
+
+# --- end to end with the real ingestor and a broker ---------------------------------------------
+
+
+def test_end_to_end_with_real_ingestor(tansu, pod_factory):
+    tansu.create_topic("input", 4)
+    pod = pod_factory(tansu)
+    pod.start(ready_timeout=90)
+    event = {"type": "com.polecatworks.chaser.Chaser", "name": "A", "id": "e2e-1", "sent": 1000, "ttl": 300}
+    r = requests.post(f"{pod.api}/events", json=event, timeout=15)
+    assert r.status_code == 202, r.text
+    receipt = r.json()
+    assert receipt["topic"] == "input" and receipt["offset"] >= 0
+    bad = requests.post(f"{pod.api}/events", json={"type": "com.polecatworks.chaser.Chaser"}, timeout=5)
+    assert bad.status_code == 400
+
+    def keys():
+        page = requests.get(f"{pod.api}/chaser", timeout=2)
+        return page.status_code == 200 and page.json()["keys"]
+
+    _wait(keys, 60, f"a chaser key ({pod.logs_tail()})")
+    key = requests.get(f"{pod.api}/chaser", timeout=2).json()["keys"][0]
+    agg = requests.get(f"{pod.api}/chaser/{requests.utils.quote(key, safe='')}", timeout=2)
+    assert agg.status_code == 200, agg.text
+    body = agg.json()
+    assert body["type"] == "com.polecatworks.chaser.Aggregate" and body["count"] >= 1 and "A" in body["names"]
+    assert requests.get(f"{pod.api}/chaser/no-such-key-xyz", timeout=2).status_code == 404
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = requests.get(f"{pod.health}/hams/metrics", timeout=5).text
+    names = {f.name for f in text_string_to_metric_families(text)}
+    assert "http_request_duration_seconds" in names and "chaser_received" in names, sorted(names)
+    r = requests.get(f"{pod.health}/hams/stop", timeout=5)
+    assert r.status_code == 200 and r.json()["ingestor"] == "stopping"
+    assert pod.procs["gateway"].wait(20) == 0
+    assert pod.procs["ingestor"].wait(30) == 0
