@@ -50,11 +50,11 @@ def test_print_config_applies_precedence_and_redacts(binaries, run_env, secret_c
     printed = yaml.safe_load(out.stdout)
     assert printed["kafka"]["bootstrapServers"] == "file-broker:9092"  # file over default
     assert printed["kafka"]["inputTopic"] == "from-env"  # env over file
-    assert printed["gateway"]["port"] == "18081"  # --set over env and file
+    assert printed["gateway"]["port"] == 18081  # --set over env and file
     assert printed["kafka"]["chaserTopic"] == "chaser"  # default
     assert printed["pod"] == {"name": "pod-x", "namespace": "default", "ip": "10.1.2.3"}
     assert printed["kafka"]["properties"]["sasl.password"] == "<redacted>"
-    assert printed["kafka"]["properties"]["session.timeout.ms"] == "6000"
+    assert printed["kafka"]["properties"]["session.timeout.ms"] == 6000
     assert "s3cr3t" not in out.stdout + out.stderr
 
 
@@ -81,3 +81,26 @@ def test_version_flag(binaries, run_env):
         out = run(binary, ["--version"], run_env)
         assert out.returncode == 0
         assert out.stdout.startswith("0.1.0 (")
+
+
+def test_secrets_never_reach_the_logs(binaries, run_env, secret_config, tmp_path):
+    """The gateway logs its effective config at debug level on start-up: redacted."""
+    config, secrets = secret_config
+    from conftest import free_port, wait_until
+
+    port, health = free_port(), free_port()
+    log = tmp_path / "gateway.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(binaries.gateway), "--config", str(config), "--secrets", str(secrets),
+             "--set", f"gateway.port={port}", "--set", f"gateway.healthPort={health}",
+             "--set", f"ingestor.socket={tmp_path}/absent.sock", "--set", "gateway.bindAddress=127.0.0.1"],
+            stdout=out, stderr=subprocess.STDOUT, env=run_env, cwd=ROOT)
+    try:
+        wait_until(lambda: "sasl.password" in log.read_text(errors="replace"), 20, what="debug config in the log")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    text = log.read_text(errors="replace")
+    assert "sasl.password: <redacted>" in text
+    assert "s3cr3t" not in text

@@ -5,9 +5,15 @@ public enum ConfigPrinter {
 
     /// YAML of every key (defaults included) in table order; values of secret paths are replaced.
     public static func yaml(_ loaded: LoadedConfig) -> String {
-        var entries: [(path: String, value: String?)] = configKeyTable.map { ($0.path, $0.render(loaded.config)) }
-        entries += loaded.config.kafka.properties.sorted { $0.key < $1.key }.map {
-            ("\(passThroughMapPath).\($0.key)", $0.value)
+        var entries: [(path: String, value: String?)] = []
+        let properties = loaded.config.kafka.properties.sorted { $0.key < $1.key }.map {
+            (path: "\(passThroughMapPath).\($0.key)", value: Optional($0.value))
+        }
+        // Properties print inside the kafka section, right after its last fixed key.
+        let lastKafkaKey = configKeyTable.lastIndex { $0.path.hasPrefix("kafka.") }
+        for (index, binding) in configKeyTable.enumerated() {
+            entries.append((binding.path, binding.render(loaded.config)))
+            if index == lastKafkaKey { entries += properties }
         }
         var out = ""
         var openSections: [String] = []
@@ -30,7 +36,7 @@ public enum ConfigPrinter {
                 out += String(repeating: "  ", count: depth) + sections[depth] + ":\n"
             }
             openSections = sections
-            let shown = loaded.secretPaths.contains(path) ? redacted : value.map(quoted) ?? "null"
+            let shown = loaded.secretPaths.contains(path) ? redacted : value.map(scalar) ?? "null"
             out += String(repeating: "  ", count: sections.count) + "\(quotedKey(parts.last ?? path)): \(shown)\n"
         }
         return out
@@ -38,6 +44,13 @@ public enum ConfigPrinter {
 
     private static func quotedKey(_ key: String) -> String {
         key.contains(":") || key.contains(" ") ? quoted(key) : key
+    }
+
+    /// Integers bare (they read back as numbers), everything else double-quoted.
+    static func scalar(_ value: String) -> String {
+        let digits = value.hasPrefix("-") ? value.dropFirst() : Substring(value)
+        let isInteger = !digits.isEmpty && digits.count < 19 && digits.allSatisfy { $0.isASCII && $0.isNumber }
+        return isInteger ? value : quoted(value)
     }
 
     /// Double-quoted YAML scalar, so values round-trip as strings whatever they contain.
