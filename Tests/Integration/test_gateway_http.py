@@ -695,3 +695,23 @@ def test_end_to_end_with_real_ingestor(tansu, pod_factory):
     assert r.status_code == 200 and r.json()["ingestor"] == "stopping"
     assert pod.procs["gateway"].wait(20) == 0
     assert pod.procs["ingestor"].wait(30) == 0
+
+
+def test_pipelining_client_that_does_not_read_is_bounded(gateway):
+    count = 30000
+    request = b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+    s = socket.create_connection(("127.0.0.1", gateway.port), timeout=30)
+    sender = threading.Thread(target=lambda: s.sendall(request * count), daemon=True)
+    sender.start()
+    time.sleep(2)
+    rss_kb = int(Path(f"/proc/{gateway.proc.pid}/status").read_text().split("VmRSS:")[1].split()[0])
+    assert rss_kb < 80_000, rss_kb  # answers are not buffered without bound (debug build baseline ~30 MB)
+    received = b""
+    expected = count * len(b"Hello back")
+    while received.count(b"Hello back") < count:
+        chunk = s.recv(1 << 20)
+        assert chunk, "connection closed early"
+        received += chunk
+    sender.join(5)
+    s.close()
+    assert received.count(b"HTTP/1.1 200 OK") == count and len(received) > expected

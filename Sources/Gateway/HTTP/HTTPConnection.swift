@@ -25,6 +25,8 @@ final class HTTPConnection: StreamHandleDelegate, ResponseSink {
     /// Sequence number of `slots[slotHead]`.
     private var headSequence: UInt64 = 0
     private var out: [UInt8] = []
+    /// Reading pauses while more than this is waiting to be written to a slow reader.
+    private static let maxQueuedWriteBytes = 256 * 1024
     /// No more requests are taken (error, `Connection: close`, drain).
     private var closing = false
     /// The last response is out; waiting for the peer's FIN (or the linger deadline) before closing.
@@ -68,7 +70,8 @@ final class HTTPConnection: StreamHandleDelegate, ResponseSink {
         }
         dispatching = false
         flush()
-        if !closing, pending >= server.limits.maxPipelined {
+        // Back-pressure: too many unanswered requests, or a client that does not read its answers.
+        if !closing, pending >= server.limits.maxPipelined || stream.pendingWriteBytes > Self.maxQueuedWriteBytes {
             stream.stopReading()
             readPaused = true
         }
@@ -88,6 +91,10 @@ final class HTTPConnection: StreamHandleDelegate, ResponseSink {
 
     func streamDidDrainWrites() {
         writeStartMs = nil
+        if readPaused && !closing && pending < server.limits.maxPipelined / 2 {
+            readPaused = false
+            stream.startReading()
+        }
         if closing && pending == 0 { finish() }
         updateDeadline()
     }
@@ -231,7 +238,7 @@ final class HTTPConnection: StreamHandleDelegate, ResponseSink {
             finish()
             return
         }
-        if readPaused && pending < server.limits.maxPipelined / 2 {
+        if readPaused && pending < server.limits.maxPipelined / 2 && !stream.hasPendingWrites {
             readPaused = false
             stream.startReading()
         }

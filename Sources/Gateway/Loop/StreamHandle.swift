@@ -39,6 +39,9 @@ final class StreamHandle {
     /// True while bytes are waiting to be sent.
     var hasPendingWrites: Bool { inFlight != nil }
 
+    /// Bytes accepted by `write` but not yet handed to the kernel.
+    var pendingWriteBytes: Int { inFlight == nil ? 0 : inFlightCount + queued.count }
+
     fileprivate init(loop: EventLoop, kind: Kind) {
         self.loop = loop
         self.kind = kind
