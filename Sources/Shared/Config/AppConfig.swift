@@ -104,3 +104,24 @@ public struct AppConfig: Sendable, Equatable {
 
     public init() {}
 }
+
+// Values may hold secrets (kafka.properties, a registry URL with credentials), and libraries log the
+// description of whatever holds a config (service-lifecycle logs its services at debug): never print values.
+extension AppConfig: CustomStringConvertible, CustomDebugStringConvertible {
+    public var description: String {
+        "AppConfig(pod: \(pod.name), application: \(kafka.applicationId), values redacted; see --print-config)"
+    }
+    public var debugDescription: String { description }
+}
+
+extension AppConfig.Kafka: CustomStringConvertible, CustomDebugStringConvertible {
+    public var description: String {
+        "Kafka(applicationId: \(applicationId), properties: \(properties.keys.sorted()), values redacted)"
+    }
+    public var debugDescription: String { description }
+}
+
+extension AppConfig.SchemaRegistry: CustomStringConvertible, CustomDebugStringConvertible {
+    public var description: String { "SchemaRegistry(mode: \(url == nil ? "embedded" : "registry"))" }
+    public var debugDescription: String { description }
+}
