@@ -12,6 +12,14 @@ struct PendingAggregate<A> {
     var encoded: [UInt8]?
 }
 
+/// A record key as a dictionary key: hashed in bulk (an `[UInt8]` key would be hashed byte by byte).
+struct KeyBytes: Hashable {
+    let bytes: [UInt8]
+    func hash(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
+}
+
 /// Per assigned input partition.
 struct PartitionTask {
     /// The group's committed next offset (KafkaOffset.invalid when none).
@@ -59,6 +67,9 @@ struct StreamSettings: Sendable {
         consumer["client.id"] = consumer["client.id"] ?? "\(client)-consumer"
         consumer["partition.assignment.strategy"] = consumer["partition.assignment.strategy"] ?? "cooperative-sticky"
         consumer["statistics.interval.ms"] = consumer["statistics.interval.ms"] ?? "5000"
+        // librdkafka prefetches up to 64 MB per consumer by default: bound it for the memory target.
+        consumer["queued.max.messages.kbytes"] = consumer["queued.max.messages.kbytes"] ?? "8192"
+        consumer["queued.min.messages"] = consumer["queued.min.messages"] ?? "20000"
         consumer["group.id"] = k.applicationId
         consumer["enable.auto.commit"] = "false"
         consumer["enable.auto.offset.store"] = "false"
@@ -80,6 +91,8 @@ struct StreamSettings: Sendable {
 
         var restore = base
         restore["client.id"] = "\(client)-restore"
+        restore["queued.max.messages.kbytes"] = restore["queued.max.messages.kbytes"] ?? "8192"
+        restore["fetch.wait.max.ms"] = restore["fetch.wait.max.ms"] ?? "100"
         // Never subscribes or commits; librdkafka wants a group id for incremental assignment.
         restore["group.id"] = "\(client)-restore"
         restoreProperties = restore
@@ -123,8 +136,8 @@ final class StreamLoop: RebalanceListener {
     private let dlqPartitions: Int32
 
     private var tasks: [Int32: PartitionTask] = [:]
-    private var chaserPending: [[UInt8]: PendingAggregate<ChaserAggregate>] = [:]
-    private var billingPending: [[UInt8]: PendingAggregate<BillAggregate>] = [:]
+    private var chaserPending: [KeyBytes: PendingAggregate<ChaserAggregate>] = [:]
+    private var billingPending: [KeyBytes: PendingAggregate<BillAggregate>] = [:]
     private var transactionOpen = false
     /// An error raised inside a rebalance callback (C cannot propagate it); rethrown after poll.
     private var callbackError: (any Error)?
@@ -279,10 +292,12 @@ final class StreamLoop: RebalanceListener {
             try deadLetter(record, reason: error.reason, detail: error.detail)
             return
         }
+        let cacheKey = KeyBytes(bytes: key)
         switch event {
         case .chaser(let chaser):
+            // Taken out of the cache while updated, so the aggregate's buffers stay uniquely referenced.
             var entry =
-                chaserPending[key]
+                chaserPending.removeValue(forKey: cacheKey)
                 ?? PendingAggregate(
                     aggregate: loadChaser(partition: record.partition, key: key), partition: record.partition,
                     inputOffset: record.offset, encoded: nil)
@@ -298,10 +313,10 @@ final class StreamLoop: RebalanceListener {
             } else {
                 entry.encoded = nil
             }
-            chaserPending[key] = entry
+            chaserPending[cacheKey] = entry
         case .bill, .paymentRequest, .paymentFailed:
             var entry =
-                billingPending[key]
+                billingPending.removeValue(forKey: cacheKey)
                 ?? PendingAggregate(
                     aggregate: loadBilling(partition: record.partition, key: key), partition: record.partition,
                     inputOffset: record.offset, encoded: nil)
@@ -317,7 +332,7 @@ final class StreamLoop: RebalanceListener {
             } else {
                 entry.encoded = nil
             }
-            billingPending[key] = entry
+            billingPending[cacheKey] = entry
         }
     }
 
@@ -402,17 +417,28 @@ final class StreamLoop: RebalanceListener {
             return
         }
         let started = clock.now
-        for (key, var entry) in chaserPending where entry.encoded == nil {
-            let bytes = codec.encode(entry.aggregate)
-            try emit(.chaser, key: key, value: bytes, partition: entry.partition, inputOffset: entry.inputOffset)
-            entry.encoded = bytes
-            chaserPending[key] = entry
+        // Walk by index and mutate values in place (iterating a copy would copy the whole dictionary).
+        var ci = chaserPending.startIndex
+        while ci != chaserPending.endIndex {
+            let (key, entry) = chaserPending[ci]
+            if entry.encoded == nil {
+                let bytes = codec.encode(entry.aggregate)
+                try emit(
+                    .chaser, key: key.bytes, value: bytes, partition: entry.partition, inputOffset: entry.inputOffset)
+                chaserPending.values[ci].encoded = bytes
+            }
+            ci = chaserPending.index(after: ci)
         }
-        for (key, var entry) in billingPending where entry.encoded == nil {
-            let bytes = codec.encode(entry.aggregate)
-            try emit(.billing, key: key, value: bytes, partition: entry.partition, inputOffset: entry.inputOffset)
-            entry.encoded = bytes
-            billingPending[key] = entry
+        var bi = billingPending.startIndex
+        while bi != billingPending.endIndex {
+            let (key, entry) = billingPending[bi]
+            if entry.encoded == nil {
+                let bytes = codec.encode(entry.aggregate)
+                try emit(
+                    .billing, key: key.bytes, value: bytes, partition: entry.partition, inputOffset: entry.inputOffset)
+                billingPending.values[bi].encoded = bytes
+            }
+            bi = billingPending.index(after: bi)
         }
         if settings.exactlyOnce {
             guard let consumer else { return }
@@ -446,12 +472,12 @@ final class StreamLoop: RebalanceListener {
         var batches = Array(repeating: StoreWriteBatch(), count: StoreKind.allCases.count)
         for (key, entry) in chaserPending {
             guard let bytes = entry.encoded else { continue }
-            batches[StoreKind.chaser.rawValue].put(partition: entry.partition, key: key, value: bytes)
+            batches[StoreKind.chaser.rawValue].put(partition: entry.partition, key: key.bytes, value: bytes)
             touched.insert(entry.partition)
         }
         for (key, entry) in billingPending {
             guard let bytes = entry.encoded else { continue }
-            batches[StoreKind.billing.rawValue].put(partition: entry.partition, key: key, value: bytes)
+            batches[StoreKind.billing.rawValue].put(partition: entry.partition, key: key.bytes, value: bytes)
             touched.insert(entry.partition)
         }
         for p in touched {
