@@ -407,6 +407,9 @@ def test_connection_cap(binaries, run_env, tmp_path):
         time.sleep(0.2)
         data = raw(gw.port, b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
         assert status_of(data) == 503
+        (status, headers, body), = split_responses(data)
+        assert headers["retry-after"] == "1" and len(body) == int(headers["content-length"])
+        assert assert_error_shape(body)["error"] == "too-many-connections"
         for s in held:
             s.close()
         _wait(lambda: requests.get(f"{gw.api}/hello", timeout=1).status_code == 200, 5, "cap released")

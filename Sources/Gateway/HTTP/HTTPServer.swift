@@ -41,10 +41,14 @@ final class HTTPServer {
         }
     }
 
-    private static let busy: [UInt8] = Array(
-        ("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
-            + "Connection: close\r\nContent-Length: 60\r\n\r\n"
-            + "{\"error\":\"too-many-connections\",\"message\":\"connection cap\"}").utf8)
+    /// Written to connections over the cap before closing them (no parsing, no slot).
+    private static let busy: [UInt8] = {
+        var out: [UInt8] = []
+        let response = HTTPResponse.error(
+            503, "too-many-connections", "connection cap reached", headers: [("Retry-After", "1")])
+        ResponseEncoder.encode(response, into: &out, keepAlive: false, date: [])
+        return out
+    }()
 
     private func accepted(_ stream: StreamHandle?) {
         guard let stream else {
