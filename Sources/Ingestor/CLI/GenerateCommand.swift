@@ -95,8 +95,10 @@ struct GenerateCommand: AsyncParsableCommand {
             let limit = total ?? Int.max
             let deadline =
                 started + .milliseconds(Int64(((total == nil ? (duration ?? 10) : (duration ?? 1e9)) * 1000)))
+            // Pace often enough at low rates (a demo at 10 events/s), rarely at high ones.
+            let checkEvery = rate > 0 ? max(1, min(256, Int(rate / 100))) : 256
             while sent < limit {
-                if sent % 256 == 0 {
+                if sent % checkEvery == 0 {
                     let now = clock.now
                     if now >= deadline { break }
                     if rate > 0 {

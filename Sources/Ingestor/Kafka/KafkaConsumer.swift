@@ -33,6 +33,9 @@ package final class KafkaConsumer {
     private let callbacks: ConsumerCallbacks
     private var topicNames: [OpaquePointer: String] = [:]
     private var closed = false
+    /// The consumer queue (group consumers) for batch polls; destroyed before the client.
+    private var consumerQueue: OpaquePointer?
+    private var batchBuffer: [UnsafeMutablePointer<rd_kafka_message_t>?] = []
     private let logger: Logger
 
     /// - Parameters:
@@ -60,9 +63,11 @@ package final class KafkaConsumer {
         rk = try conf.makeClient(RD_KAFKA_CONSUMER)
         // Serve all events (rebalances, errors) from the consumer queue polled by `poll`.
         rd_kafka_poll_set_consumer(rk)
+        consumerQueue = rd_kafka_queue_get_consumer(rk)
     }
 
     deinit {
+        if let consumerQueue { rd_kafka_queue_destroy(consumerQueue) }
         if !closed { rd_kafka_consumer_close(rk) }
         rd_kafka_destroy(rk)
     }
@@ -102,6 +107,36 @@ package final class KafkaConsumer {
     package func poll(timeoutMs: Int32, headers: Bool = false) -> ConsumerEvent? {
         guard let message = rd_kafka_consumer_poll(rk, timeoutMs) else { return nil }
         defer { rd_kafka_message_destroy(message) }
+        return event(of: message, headers: headers)
+    }
+
+    /// Polls up to `max` events at once (one queue wake-up for the batch; rebalance callbacks run inside),
+    /// handing each to `body`. Returns how many were polled. Stops early, destroying the rest, if `body` throws.
+    package func pollBatch(max: Int, timeoutMs: Int32, _ body: (ConsumerEvent) throws -> Void) throws -> Int {
+        if batchBuffer.count < max { batchBuffer = Array(repeating: nil, count: max) }
+        guard let queue = consumerQueue else { return 0 }
+        let n = batchBuffer.withUnsafeMutableBufferPointer { buf in
+            rd_kafka_consume_batch_queue(queue, timeoutMs, buf.baseAddress, max)
+        }
+        guard n > 0 else { return 0 }
+        var index = 0
+        defer {
+            for i in index..<n { rd_kafka_message_destroy(batchBuffer[i]) }
+        }
+        while index < n {
+            guard let message = batchBuffer[index] else {
+                index += 1
+                continue
+            }
+            let ev = event(of: message, headers: false)
+            rd_kafka_message_destroy(message)
+            index += 1
+            try body(ev)
+        }
+        return n
+    }
+
+    private func event(of message: UnsafeMutablePointer<rd_kafka_message_t>, headers: Bool) -> ConsumerEvent {
         let m = message.pointee
         let topic = topicName(m.rkt)
         if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF {

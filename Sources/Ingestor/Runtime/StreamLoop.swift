@@ -202,15 +202,18 @@ final class StreamLoop: RebalanceListener {
                 let untilCommit = max(0, (nextCommit - clock.now) / .milliseconds(1))
                 let timeout = Int32(restorer.isIdle ? min(100, untilCommit) : 0)
                 var served = 0
-                while served < 5_000, !cacheFull,
-                    let event = consumer.poll(timeoutMs: served == 0 ? timeout : 0)
-                {
-                    served += 1
-                    try handle(event)
+                var batches = 0
+                while served < 5_000, !cacheFull {
+                    let n = try consumer.pollBatch(max: 500, timeoutMs: batches == 0 ? timeout : 0) { event in
+                        try handle(event)
+                    }
                     if let error = callbackError {
                         callbackError = nil
                         throw error
                     }
+                    if n == 0 { break }
+                    served += n
+                    batches += 1
                 }
                 if let error = callbackError {
                     callbackError = nil
