@@ -429,8 +429,9 @@ def _string(b: bytes) -> bytes:
 class FakeIngestor:
     """Answers the gateway's frames: get/list/health/metrics/publish/stop; `delay` slows get answers."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, not_owner: dict[bytes, str | None] | None = None):
         self.path = path
+        self.not_owner = not_owner or {}  # key → owner's gateway endpoint (None = unknown)
         self.delay = 0.0
         self.stopped = threading.Event()
         self.requests: list[int] = []
@@ -479,7 +480,11 @@ class FakeIngestor:
             (n,) = struct.unpack(">I", body[:4])
             store = body[4 : 4 + n]
             key = body[8 + n :]
-            if key == b"missing":
+            if key in self.not_owner:
+                endpoint = self.not_owner[key]
+                opt = b"\x01" + _string(endpoint.encode()) if endpoint else b"\x00"
+                status, payload = 3, _string(b"") + struct.pack(">i", 1) + opt
+            elif key == b"missing":
                 status, payload = 1, _string(b"")
             elif key == b"restoring":
                 status, payload = 2, _string(b"partition 3 restoring") + struct.pack(">I", 2500)
@@ -495,6 +500,11 @@ class FakeIngestor:
             payload = struct.pack(">I", 2) + _string(b"a") + _string(b"b") + b"\x00"
         elif op == OP_ROUTING:  # a single pod: no other owner
             payload = struct.pack(">Qi", 1, 4) + _string(b"127.0.0.1:8080") + struct.pack(">I", 0)
+        elif op == OP_OWNER:
+            (n,) = struct.unpack(">I", body[:4])
+            endpoint = self.not_owner.get(body[4 : 4 + n])
+            opt = b"\x01" + _string(endpoint.encode()) if endpoint else b"\x00"
+            payload = struct.pack(">i", 1) + opt + (b"\x00" if endpoint else b"\x01")
         elif op == OP_METRICS:
             payload = _string(b"# TYPE chaser_received_total counter\nchaser_received_total 7\n")
         elif op == OP_PUBLISH:
@@ -593,6 +603,42 @@ def test_client_gone_before_ingestor_answers(gateway):
         assert gateway.proc.poll() is None
     finally:
         fake.close()
+
+
+def test_forwarding_to_the_owner(gateway, binaries, run_env, tmp_path):
+    other_dir = tmp_path / "b"
+    other_dir.mkdir()
+    owner = Gateway(binaries.gateway, other_dir, run_env)
+    owner_endpoint = f"127.0.0.1:{owner.port}"
+    fake_a = FakeIngestor(gateway.socket_path, {b"remote": owner_endpoint, b"moved": owner_endpoint, b"lost": None})
+    fake_b = FakeIngestor(owner.socket_path, {b"moved": None})
+    try:
+        for gw in (gateway, owner):
+            _wait(lambda: requests.get(f"{gw.health}/hams/ready", timeout=1).status_code == 200, 10, "ready")
+        # A key of another pod: forwarded to its gateway, which answers from its ingestor.
+        r = requests.get(f"{gateway.api}/chaser/remote")
+        assert r.status_code == 200 and r.json()["names"] == ["remote"]
+        with requests.Session() as s:
+            for _ in range(20):  # keep-alive pool reused
+                assert s.get(f"{gateway.api}/billing/remote").status_code == 200
+        # The owner no longer owns it (421 to the forwarder), the routing still says so: 503, retry later.
+        r = requests.get(f"{owner.api}/chaser/moved", headers={"X-K8s-Micro-Forwarded": "1"})
+        assert r.status_code == 421
+        r = requests.get(f"{gateway.api}/chaser/moved")
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+        # No known owner.
+        r = requests.get(f"{gateway.api}/chaser/lost")
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+        metrics = requests.get(f"{gateway.health}/hams/metrics").text
+        assert 'gateway_forwarded_requests_total{outcome="ok"}' in metrics
+        # The owner pod goes away: 503 + Retry-After, not a hang.
+        owner.stop()
+        r = requests.get(f"{gateway.api}/chaser/remote", timeout=5)
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+    finally:
+        fake_a.close()
+        fake_b.close()
+        owner.stop()
 
 
 def test_drain_finishes_in_flight_then_exits_zero(gateway):

@@ -232,3 +232,98 @@ final class HTTPRequestParser {
         return 0
     }
 }
+
+/// A response read from another pod's gateway (forwarding).
+struct UpstreamResponse: Sendable {
+    var status: Int
+    var headers: HTTPHeaders
+    var body: [UInt8]
+    var keepAlive: Bool
+}
+
+/// Incremental HTTP/1.1 response parser (forwarding client). One per upstream connection; loop thread.
+final class HTTPResponseParser {
+    private let parser: UnsafeMutablePointer<http_parser>
+    private let settings: UnsafeMutablePointer<http_parser_settings>
+    private let maxBody: Int
+    private var headers = HTTPHeaders()
+    private var body: [UInt8] = []
+    private var tooLarge = false
+    /// Responses completed by `feed`, in order; the owner removes them.
+    var completed: [UpstreamResponse] = []
+
+    init(maxBody: Int = 4 << 20) {
+        self.maxBody = maxBody
+        parser = .allocate(capacity: 1)
+        http_parser_init(parser, HTTP_RESPONSE)
+        settings = .allocate(capacity: 1)
+        http_parser_settings_init(settings)
+        settings.pointee.on_message_begin = { p in HTTPResponseParser.me(p)?.begin() ?? -1 }
+        settings.pointee.on_header_field = { p, at, n in
+            guard let me = HTTPResponseParser.me(p), let at else { return 0 }
+            me.headers.appendName(UnsafeRawBufferPointer(start: at, count: n))
+            return 0
+        }
+        settings.pointee.on_header_value = { p, at, n in
+            guard let me = HTTPResponseParser.me(p) else { return 0 }
+            if let at {
+                me.headers.appendValue(UnsafeRawBufferPointer(start: at, count: n))
+            } else {
+                me.headers.appendValue(EmptyCollection<UInt8>())
+            }
+            return 0
+        }
+        settings.pointee.on_body = { p, at, n in
+            guard let me = HTTPResponseParser.me(p), let at else { return 0 }
+            if me.body.count + n > me.maxBody {
+                me.tooLarge = true
+                return 1
+            }
+            me.body.append(contentsOf: UnsafeRawBufferPointer(start: at, count: n))
+            return 0
+        }
+        settings.pointee.on_message_complete = { p in HTTPResponseParser.me(p)?.complete() ?? -1 }
+        parser.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+    }
+
+    deinit {
+        parser.deallocate()
+        settings.deallocate()
+    }
+
+    private static func me(_ p: UnsafeMutablePointer<http_parser>?) -> HTTPResponseParser? {
+        guard let data = p?.pointee.data else { return nil }
+        return Unmanaged<HTTPResponseParser>.fromOpaque(data).takeUnretainedValue()
+    }
+
+    private func begin() -> Int32 {
+        headers = HTTPHeaders()
+        body = []
+        return 0
+    }
+
+    private func complete() -> Int32 {
+        completed.append(
+            UpstreamResponse(
+                status: Int(parser.pointee.status_code), headers: headers, body: body,
+                keepAlive: http_should_keep_alive(parser) != 0))
+        return 0
+    }
+
+    /// Parses `bytes`; returns an error description when the stream is not a valid response.
+    func feed(_ bytes: UnsafeRawBufferPointer) -> String? {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return nil }
+        http_parser_execute(parser, settings, base.assumingMemoryBound(to: CChar.self), bytes.count)
+        let errno = http_errno(rawValue: parser.pointee.http_errno)
+        if errno == HPE_OK { return nil }
+        if tooLarge { return "upstream body over \(maxBody) bytes" }
+        return http_errno_description(errno).map { String(cString: $0) } ?? "malformed upstream response"
+    }
+
+    /// The peer closed: completes a response delimited by end of stream, if any.
+    func finish() -> String? {
+        http_parser_execute(parser, settings, nil, 0)
+        let errno = http_errno(rawValue: parser.pointee.http_errno)
+        return errno == HPE_OK ? nil : "truncated upstream response"
+    }
+}

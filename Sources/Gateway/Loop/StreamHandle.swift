@@ -199,31 +199,65 @@ final class StreamHandle {
         owner?.streamDidClose()
     }
 
+    /// Connects TCP to a numeric `host` (IPv4 or IPv6) and `port`; `completion` gets the stream or the error.
+    static func connectTCP(
+        loop: EventLoop, host: String, port: Int, completion: @escaping (Result<StreamHandle, UVError>) -> Void
+    ) {
+        var storage = sockaddr_storage()
+        let rc = withUnsafeMutableBytes(of: &storage) { raw -> Int32 in
+            if host.contains(":") {
+                return uv_ip6_addr(host, Int32(port), raw.baseAddress?.assumingMemoryBound(to: sockaddr_in6.self))
+            }
+            return uv_ip4_addr(host, Int32(port), raw.baseAddress?.assumingMemoryBound(to: sockaddr_in.self))
+        }
+        guard rc == 0 else {
+            completion(.failure(UVError(code: rc, operation: "address \(host)")))
+            return
+        }
+        let stream = StreamHandle(loop: loop, kind: .tcp)
+        let req = UnsafeMutablePointer<uv_connect_t>.allocate(capacity: 1)
+        req.pointee.data = Unmanaged.passRetained(PendingConnect(stream, completion)).toOpaque()
+        let started = withUnsafeBytes(of: &storage) { raw in
+            uv_tcp_connect(
+                req, stream.raw.assumingMemoryBound(to: uv_tcp_t.self),
+                raw.baseAddress?.assumingMemoryBound(to: sockaddr.self), connectDone)
+        }
+        if started < 0 {
+            Unmanaged<PendingConnect>.fromOpaque(req.pointee.data).release()
+            req.deallocate()
+            stream.close()
+            completion(.failure(UVError(code: started, operation: "connect \(host):\(port)")))
+        }
+    }
+
+    private final class PendingConnect {
+        let stream: StreamHandle
+        let completion: (Result<StreamHandle, UVError>) -> Void
+        init(_ s: StreamHandle, _ c: @escaping (Result<StreamHandle, UVError>) -> Void) {
+            stream = s
+            completion = c
+        }
+    }
+
+    private static let connectDone: uv_connect_cb = { req, status in
+        guard let req, let data = req.pointee.data else { return }
+        let pending = Unmanaged<PendingConnect>.fromOpaque(data).takeRetainedValue()
+        req.deallocate()
+        if status < 0 {
+            pending.stream.close()
+            pending.completion(.failure(UVError(code: status, operation: "connect")))
+        } else {
+            pending.completion(.success(pending.stream))
+        }
+    }
+
     /// Connects a Unix-domain pipe to `path`; `completion` gets the connected stream or the error.
     static func connectPipe(
         loop: EventLoop, path: String, completion: @escaping (Result<StreamHandle, UVError>) -> Void
     ) {
         let stream = StreamHandle(loop: loop, kind: .pipe)
         let req = UnsafeMutablePointer<uv_connect_t>.allocate(capacity: 1)
-        final class Pending {
-            let stream: StreamHandle
-            let completion: (Result<StreamHandle, UVError>) -> Void
-            init(_ s: StreamHandle, _ c: @escaping (Result<StreamHandle, UVError>) -> Void) {
-                stream = s
-                completion = c
-            }
-        }
-        req.pointee.data = Unmanaged.passRetained(Pending(stream, completion)).toOpaque()
-        uv_pipe_connect(req, stream.raw.assumingMemoryBound(to: uv_pipe_t.self), path) { req, status in
-            guard let req, let data = req.pointee.data else { return }
-            let pending = Unmanaged<Pending>.fromOpaque(data).takeRetainedValue()
-            req.deallocate()
-            if status < 0 {
-                pending.stream.close()
-                pending.completion(.failure(UVError(code: status, operation: "connect")))
-            } else {
-                pending.completion(.success(pending.stream))
-            }
-        }
+        req.pointee.data = Unmanaged.passRetained(PendingConnect(stream, completion)).toOpaque()
+        uv_pipe_connect(req, stream.raw.assumingMemoryBound(to: uv_pipe_t.self), path, connectDone)
     }
 }

@@ -17,6 +17,7 @@ final class GatewayMetrics {
     private let rejected = Counter(label: "gateway_connections_rejected_total")
     private let ingestorConnected = Gauge(label: "gateway_ingestor_connected")
     private var ingestorCounters: [String: Counter] = [:]
+    private var forwardCounters: [String: Counter] = [:]
 
     init() {}
 
@@ -75,6 +76,18 @@ final class GatewayMetrics {
 
     /// `gateway_ingestor_connected` 0/1.
     func ingestorConnection(_ up: Bool) { ingestorConnected.record(up ? 1 : 0) }
+
+    /// `gateway_forwarded_requests_total{outcome}` (SPEC §8 lookups sent to the owner's gateway).
+    func forwarded(outcome: String) {
+        let counter: Counter
+        if let existing = forwardCounters[outcome] {
+            counter = existing
+        } else {
+            counter = Counter(label: "gateway_forwarded_requests_total", dimensions: [("outcome", outcome)])
+            forwardCounters[outcome] = counter
+        }
+        counter.increment()
+    }
 
     /// `gateway_ingestor_requests_total{outcome}`.
     func ingestorRequest(outcome: String) {

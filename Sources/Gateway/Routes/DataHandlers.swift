@@ -4,10 +4,17 @@ import Shared
 /// Bound to the loop thread.
 final class DataHandlers {
     private let client: any IngestorClient
+    private let forwarder: Forwarder?
+    private let metrics: GatewayMetrics?
     private let timeoutMs: UInt64
 
-    init(client: any IngestorClient, timeoutMs: UInt64 = 2_000) {
+    init(
+        client: any IngestorClient, forwarder: Forwarder? = nil, metrics: GatewayMetrics? = nil,
+        timeoutMs: UInt64 = 2_000
+    ) {
         self.client = client
+        self.forwarder = forwarder
+        self.metrics = metrics
         self.timeoutMs = timeoutMs
     }
 
@@ -18,13 +25,68 @@ final class DataHandlers {
 
     private func get(store: String, _ r: RouteRequest, _ responder: Responder) {
         let key = r.params.first ?? ""
-        client.send(.get(store: store, key: key), timeoutMs: timeoutMs) { reply in
+        let forwarded = r.request.headers.contains(Forwarder.markerHeader)
+        let target = r.request.target
+        client.send(.get(store: store, key: key), timeoutMs: timeoutMs) { [weak self] reply in
+            if case .response(.notOwner(let partition, let endpoint)) = reply, let self {
+                // SPEC §8: another pod owns the key. A forwarded request is never forwarded again.
+                if forwarded {
+                    responder.send(.error(421, "misdirected", "this pod does not own partition \(partition)"))
+                } else if let endpoint, self.forwarder != nil {
+                    self.forward(endpoint: endpoint, target: target, key: key, retry: true, responder)
+                } else {
+                    responder.send(
+                        .error(
+                            503, "owner-unknown", "partition \(partition) has no known owner yet",
+                            headers: [("Retry-After", "1")]))
+                }
+                return
+            }
             responder.send(
                 Self.map(reply, notFound: "no \(store) aggregate for key \(key)") { response in
                     if case .value(let json) = response { return .json(bytes: json) }
                     return nil
                 })
         }
+    }
+
+    /// Forwards to the owner's gateway; on 421 (the owner moved) asks the ingestor again and retries once.
+    private func forward(endpoint: String, target: String, key: String, retry: Bool, _ responder: Responder) {
+        guard let forwarder else { return }
+        forwarder.get(endpoint: endpoint, target: target) { [weak self] result in
+            guard let self else { return }
+            switch result {
+            case .failure(let error):
+                self.metrics?.forwarded(outcome: "unreachable")
+                responder.send(.error(503, "owner-unreachable", error.message, headers: [("Retry-After", "1")]))
+            case .success(let upstream) where upstream.status == 421 && retry:
+                self.metrics?.forwarded(outcome: "misdirected")
+                self.client.send(.owner(key: key), timeoutMs: self.timeoutMs) { reply in
+                    if case .response(.owner(let owner)) = reply, !owner.isLocal, let next = owner.endpoint {
+                        self.forward(endpoint: next, target: target, key: key, retry: false, responder)
+                    } else {
+                        responder.send(
+                            .error(503, "owner-moving", "the key's owner is changing", headers: [("Retry-After", "1")]))
+                    }
+                }
+            case .success(let upstream):
+                self.metrics?.forwarded(outcome: "ok")
+                responder.send(Self.relay(upstream))
+            }
+        }
+    }
+
+    /// The owner's answer as ours (a second 421 becomes a 503 the client may retry).
+    static func relay(_ upstream: UpstreamResponse) -> HTTPResponse {
+        var headers: [(String, String)] = []
+        if let retryAfter = upstream.headers.first("retry-after") {
+            headers.append(("Retry-After", retryAfter))
+        } else if upstream.status == 421 || upstream.status == 503 {
+            headers.append(("Retry-After", "1"))
+        }
+        return HTTPResponse(
+            status: upstream.status == 421 ? 503 : upstream.status, contentType: upstream.headers.first("content-type"),
+            headers: headers, body: upstream.body)
     }
 
     /// Parameters of a key listing, or the 400 reason.

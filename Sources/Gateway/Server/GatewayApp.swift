@@ -12,6 +12,7 @@ final class GatewayApp {
     private let heartbeat: Heartbeat
     private let control: GatewayControl
     private let client: any IngestorClient
+    private let forwarder: Forwarder
     private let health: HealthRoutes
     private var api: HTTPServer?
     private var healthServer: HTTPServer?
@@ -39,8 +40,11 @@ final class GatewayApp {
                 logger: Logger(label: "k8s-micro.gateway.ingestor-client"))
         }
         health = HealthRoutes(heartbeat: heartbeat, client: client)
+        let forwarder = Forwarder(loop: loop, logger: Logger(label: "k8s-micro.gateway.forwarding"))
+        self.forwarder = forwarder
         let apiTable = APIRoutes.table(
-            prefix: config.gateway.prefix, statics: StaticHandlers(), data: DataHandlers(client: client))
+            prefix: config.gateway.prefix, statics: StaticHandlers(),
+            data: DataHandlers(client: client, forwarder: forwarder, metrics: metrics))
         let healthTable = health.table()
         let host = config.gateway.bindAddress
         healthServer = try HTTPServer(
@@ -113,6 +117,7 @@ final class GatewayApp {
     private func finish() {
         logger.info("drained; stopping loop")
         client.close()
+        forwarder.close()
         tick.close()
         drainTimer?.close()
         drainTimer = nil
