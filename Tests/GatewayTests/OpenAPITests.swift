@@ -1,4 +1,5 @@
 // The embedded OpenAPI document equals openapi/openapi.json (REGENERATE_OPENAPI=1 rewrites the embed).
+import Foundation
 import Glibc
 import Testing
 

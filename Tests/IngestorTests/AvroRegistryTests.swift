@@ -1,5 +1,6 @@
 // Registry mode against an in-test Confluent-style schema registry (POSIX sockets on a thread):
 // registration with retry, id learning, and evolved writer schemas fetched by id and resolved.
+import Foundation
 import Synchronization
 import Testing
 

@@ -44,7 +44,7 @@ public enum ConfigLoader {
 
         // Environment: each key by swift-configuration's naming (kafka.bootstrapServers → KAFKA_BOOTSTRAP_SERVERS).
         for (name, value) in environment where name.hasPrefix(propertiesEnvPrefix) {
-            let key = name.dropFirst(propertiesEnvPrefix.count).lowercased().replacingOccurrences(of: "_", with: ".")
+            let key = name.dropFirst(propertiesEnvPrefix.count).lowercased().replacing("_", with: ".")
             if !key.isEmpty { properties[key] = value }
         }
 

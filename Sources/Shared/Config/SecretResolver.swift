@@ -18,7 +18,7 @@ struct SecretResolver {
         var output = ""
         var rest = Substring(raw)
         var used = false
-        while let start = rest.range(of: "${") {
+        while let start = rest.firstRange(of: "${") {
             output += rest[..<start.lowerBound]
             guard let end = rest[start.upperBound...].firstIndex(of: "}") else {
                 return .failure(SecretError("unterminated ${ in value"))
