@@ -25,7 +25,6 @@ struct RunCommand: AsyncParsableCommand {
             try StoreDump.print(stores: stores, codec: try CodecFactory.resolve(config: config, logger: logger).make())
             return
         }
-        logger.info("librdkafka", metadata: ["version": "\(KafkaLibrary.version)"])
         let codecs = try CodecFactory.resolve(config: config, logger: logger)
         let registry = PartitionRegistry()
         let settings = StreamSettings(config: config)
