@@ -319,3 +319,31 @@ def test_rebalance_between_two_ingestors_keeps_state_exact(tansu, pod_factory, b
     got = dump_store(a, binaries, run_env)
     wrong = [k for k in expected if got.get(k) != expected[k]]
     assert not wrong, f"{len(wrong)} of {len(expected)} aggregates differ, e.g. {wrong[:2]}"
+
+
+def test_cache_size_zero_emits_every_update(tansu, pod_factory, binaries, run_env):
+    confluent_kafka = pytest.importorskip("confluent_kafka")
+    pod = ingestor_pod(pod_factory, tansu, cacheMaxEntries=0)
+    start_ingestor(pod)
+    produce_events(pod, binaries, run_env, [chaser(n, "dev-z", 1000 * i, 100 * i) for i, n in enumerate("ABC", 1)])
+    wait_until(lambda: (socket_get(pod.socket_path, "chaser", "dev-z") or {}).get("count") == 3, 30, what="count 3")
+    consumer = confluent_kafka.Consumer({
+        "bootstrap.servers": tansu.bootstrap, "group.id": "out-reader", "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed", "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000,
+    })
+    consumer.subscribe(["chaser", "k8s-micro-chaser-changelog"])
+    seen: dict[str, list] = {"chaser": [], "k8s-micro-chaser-changelog": []}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and min(len(v) for v in seen.values()) < 3:
+        msg = consumer.poll(0.5)
+        if msg is None or msg.error() or msg.key() != b"dev-z":
+            continue
+        seen[msg.topic()].append(msg)
+    consumer.close()
+    for topic, msgs in seen.items():
+        assert len(msgs) == 3, topic
+        # Framed Avro: magic 0, schema id 2 (chaser Aggregate).
+        assert all(m.value()[:5] == b"\x00\x00\x00\x00\x02" for m in msgs), topic
+    offsets = [int(dict(m.headers())["k8s-micro-input-offset"]) for m in seen["k8s-micro-chaser-changelog"]]
+    assert offsets == sorted(offsets) and len(set(offsets)) == 3
+    assert pod.signal("ingestor", signal.SIGTERM, wait=15) == 0
