@@ -94,3 +94,12 @@ struct RouteTableTests {
         #expect(lines[2].contains("GET") && lines[2].contains("/chaser/{key}") && lines[2].contains("one"))
     }
 }
+
+struct ForwarderTests {
+    @Test func endpoints() {
+        #expect(Forwarder.split("10.0.0.1:8080")! == ("10.0.0.1", 8080))
+        #expect(Forwarder.split("[::1]:9090")! == ("::1", 9090))
+        #expect(Forwarder.split("pod-a.svc:80")! == ("pod-a.svc", 80))
+        for bad in ["", "x", ":80", "h:0", "h:70000", "h:p"] { #expect(Forwarder.split(bad) == nil, "\(bad)") }
+    }
+}

@@ -176,6 +176,16 @@ enum OpenAPIDocument {
                       }
                     }
                   },
+                  "421": {
+                    "description": "Forwarded request (X-K8s-Micro-Forwarded) reached a pod that no longer owns the key",
+                    "content": {
+                      "application/json": {
+                        "schema": {
+                          "$ref": "#/components/schemas/Error"
+                        }
+                      }
+                    }
+                  },
                   "500": {
                     "description": "Ingestor failure",
                     "content": {
@@ -341,6 +351,16 @@ enum OpenAPIDocument {
                   },
                   "404": {
                     "description": "Unknown key",
+                    "content": {
+                      "application/json": {
+                        "schema": {
+                          "$ref": "#/components/schemas/Error"
+                        }
+                      }
+                    }
+                  },
+                  "421": {
+                    "description": "Forwarded request (X-K8s-Micro-Forwarded) reached a pod that no longer owns the key",
                     "content": {
                       "application/json": {
                         "schema": {
