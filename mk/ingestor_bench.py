@@ -52,6 +52,11 @@ def metrics(sock: str) -> dict[str, float]:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -77,11 +82,12 @@ class Broker:
         self.proc.wait(10)
 
 
-def write_config(workdir: Path, port: int, guarantee: str) -> Path:
+def write_config(workdir: Path, port: int, guarantee: str, commit_interval: int = 100) -> Path:
     cfg = workdir / "config.yaml"
     cfg.write_text(json.dumps({
         "log": {"level": "warning"},
         "kafka": {"bootstrapServers": f"127.0.0.1:{port}", "processingGuarantee": guarantee,
+                  "commitInterval": commit_interval,
                   "properties": {"session.timeout.ms": "6000", "heartbeat.interval.ms": "1000"}},
         "ingestor": {"socket": str(workdir / "ingestor.sock"), "stateDir": str(workdir / "state"),
                      "schemaDir": str(ROOT / "schemas")},
@@ -95,7 +101,7 @@ def run(args, guarantee: str | None) -> None:
     try:
         subprocess.run(["tansu", "topic", "create", "--broker", f"tcp://127.0.0.1:{broker.port}", "--partitions",
                         str(args.partitions), "input"], check=True, capture_output=True)
-        cfg = write_config(workdir, broker.port, guarantee or "at_least_once")
+        cfg = write_config(workdir, broker.port, guarantee or "at_least_once", args.commit_interval)
         t0 = time.monotonic()
         subprocess.run([args.bin, "generate", "--config", str(cfg), "--total", str(args.events), "--rate", "0",
                         "--keys", str(args.keys), "--seed", "1"], check=True, capture_output=True)
@@ -118,18 +124,23 @@ def run(args, guarantee: str | None) -> None:
                 continue
             if consumed > 0 and first is None:
                 first = (time.monotonic(), consumed)
+                cpu0 = cpu_seconds(proc.pid)
             if consumed >= args.events:
                 break
         end = time.monotonic()
         rss = peak_rss_mb(proc.pid)
+        cpu = cpu_seconds(proc.pid) - cpu0 if first else 0.0
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
         if first is None or consumed < args.events:
             print(f"{guarantee}: incomplete ({consumed:.0f} of {args.events}); see {workdir}/run.log")
             return
         rate = (args.events - first[1]) / max(end - first[0], 1e-6)
-        print(f"{guarantee}: {rate:,.0f} events/s over {end - first[0]:.1f}s, peak RSS {rss:.1f} MB "
-              f"({args.events} events, {args.keys} keys, {args.partitions} partitions)")
+        per_event_us = cpu / max(args.events - first[1], 1) * 1e6
+        print(f"{guarantee}: {rate:,.0f} events/s over {end - first[0]:.1f}s, {per_event_us:.1f} us CPU/event "
+              f"(all ingestor threads), peak RSS {rss:.1f} MB "
+              f"({args.events} events, {args.keys} keys, {args.partitions} partitions, "
+              f"commit every {args.commit_interval} ms)")
     finally:
         broker.stop()
         if not args.keep:
@@ -144,6 +155,7 @@ def main() -> int:
     p.add_argument("--bin", default=str(ROOT / ".build" / "release" / "k8s-micro-ingestor"))
     p.add_argument("--only", choices=["ceiling", "at_least_once", "exactly_once_v2"])
     p.add_argument("--keep", action="store_true")
+    p.add_argument("--commit-interval", type=int, default=100, help="kafka.commitInterval in ms")
     args = p.parse_args()
     for g in [None, "at_least_once", "exactly_once_v2"]:
         if args.only and (g or "ceiling") != args.only:

@@ -347,3 +347,19 @@ def test_cache_size_zero_emits_every_update(tansu, pod_factory, binaries, run_en
     offsets = [int(dict(m.headers())["k8s-micro-input-offset"]) for m in seen["k8s-micro-chaser-changelog"]]
     assert offsets == sorted(offsets) and len(set(offsets)) == 3
     assert pod.signal("ingestor", signal.SIGTERM, wait=15) == 0
+
+
+def test_publish_over_socket_answers_after_the_ack(tansu, pod_factory, binaries, run_env):
+    pod = ingestor_pod(pod_factory, tansu)
+    start_ingestor(pod)
+    event = json.dumps(chaser("A", "dev-pub", 1000, 300)).encode()
+    rest = _call(pod.socket_path, 8, struct.pack(">I", len(event)) + event)
+    n = struct.unpack(">I", rest[:4])[0]
+    topic = rest[4 : 4 + n].decode()
+    partition, offset = struct.unpack(">iq", rest[4 + n : 4 + n + 12])
+    assert topic == "input" and 0 <= partition < 4 and offset >= 0
+    wait_until(lambda: socket_get(pod.socket_path, "chaser", "dev-pub") is not None, 30, what="published event")
+    with pytest.raises(SocketError) as bad:
+        _call(pod.socket_path, 8, struct.pack(">I", 2) + b"{}")
+    assert bad.value.status == 4 and "type" in bad.value.message
+    assert pod.signal("ingestor", signal.SIGTERM, wait=15) == 0
