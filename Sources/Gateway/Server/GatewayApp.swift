@@ -20,13 +20,16 @@ final class GatewayApp {
     private var wakeup: AsyncWakeup?
     private var drainTimer: LoopTimer?
     private var draining = false
-    /// Most time a drain waits for in-flight requests before closing what is left.
-    private let drainTimeoutMs: UInt64 = 10_000
+    /// Most time a drain waits for in-flight requests before closing what is left (gateway.drainTimeoutMs).
+    private let drainTimeoutMs: UInt64
 
     /// Binds both listeners. Throws when a port cannot be bound.
-    init(config: AppConfig, control: GatewayControl, heartbeat: Heartbeat, limits: HTTPLimits = HTTPLimits())
-        throws
-    {
+    init(config: AppConfig, control: GatewayControl, heartbeat: Heartbeat) throws {
+        var limits = HTTPLimits()
+        limits.headerTimeoutMs = UInt64(config.gateway.headerTimeoutMs)
+        limits.bodyTimeoutMs = UInt64(config.gateway.bodyTimeoutMs)
+        limits.idleTimeoutMs = UInt64(config.gateway.idleTimeoutMs)
+        drainTimeoutMs = UInt64(config.gateway.drainTimeoutMs)
         self.control = control
         self.heartbeat = heartbeat
         logger = Logger(label: "k8s-micro.gateway.http")
@@ -40,11 +43,13 @@ final class GatewayApp {
                 logger: Logger(label: "k8s-micro.gateway.ingestor-client"))
         }
         health = HealthRoutes(heartbeat: heartbeat, client: client)
-        let forwarder = Forwarder(loop: loop, logger: Logger(label: "k8s-micro.gateway.forwarding"))
+        let upstreamTimeoutMs = UInt64(config.gateway.upstreamTimeoutMs)
+        let forwarder = Forwarder(
+            loop: loop, logger: Logger(label: "k8s-micro.gateway.forwarding"), timeoutMs: upstreamTimeoutMs)
         self.forwarder = forwarder
         let apiTable = APIRoutes.table(
             prefix: config.gateway.prefix, statics: StaticHandlers(),
-            data: DataHandlers(client: client, forwarder: forwarder, metrics: metrics))
+            data: DataHandlers(client: client, forwarder: forwarder, metrics: metrics, timeoutMs: upstreamTimeoutMs))
         let healthTable = health.table()
         let host = config.gateway.bindAddress
         healthServer = try HTTPServer(

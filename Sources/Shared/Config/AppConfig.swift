@@ -89,6 +89,16 @@ public struct AppConfig: Sendable, Equatable {
         /// host:port other pods use to reach this pod's gateway; default POD_IP:port.
         public var advertisedEndpoint: String? = nil
         public var maxConnections: Int = 4096
+        /// From a request's first byte to the end of its headers (slowloris guard).
+        public var headerTimeoutMs: Int = 10_000
+        /// From the end of the headers to the end of the body.
+        public var bodyTimeoutMs: Int = 30_000
+        /// A keep-alive connection with no request in progress.
+        public var idleTimeoutMs: Int = 60_000
+        /// Most time a graceful drain waits for in-flight requests.
+        public var drainTimeoutMs: Int = 10_000
+        /// Most time one request to the local ingestor (over the socket) or a peer gateway may take.
+        public var upstreamTimeoutMs: Int = 2_000
         public init() {}
 
         /// The advertised endpoint with its default applied.

@@ -170,6 +170,11 @@ let configKeyTable: [ConfigKeyBinding] =
         .string("gateway.prefix", \.gateway.prefix, nonEmpty: false),
         .optionalString("gateway.advertisedEndpoint", \.gateway.advertisedEndpoint),
         .int("gateway.maxConnections", \.gateway.maxConnections, range: 1...1_000_000),
+        .int("gateway.headerTimeoutMs", \.gateway.headerTimeoutMs, range: 100...600_000),
+        .int("gateway.bodyTimeoutMs", \.gateway.bodyTimeoutMs, range: 100...600_000),
+        .int("gateway.idleTimeoutMs", \.gateway.idleTimeoutMs, range: 100...3_600_000),
+        .int("gateway.drainTimeoutMs", \.gateway.drainTimeoutMs, range: 0...600_000),
+        .int("gateway.upstreamTimeoutMs", \.gateway.upstreamTimeoutMs, range: 10...600_000),
     ]
 
 extension String {
