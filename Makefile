@@ -27,6 +27,9 @@ dev:
 fuzz:
 	bash scripts/fuzz-socket.sh
 
+# Every benchmark, each printing its figures (release builds; several minutes). docs/benchmarks.md has results.
+bench: bench-socket bench-gateway bench-ingestor
+
 clean:
 	rm -rf .build run
 

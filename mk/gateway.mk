@@ -1,0 +1,17 @@
+# Gateway benchmark: wrk against gateway + ingestor + tansu with nginx as the ceiling, and gateway RSS.
+# make bench-gateway [BENCH_GW_KEYS=1000] [BENCH_GW_SECONDS=10]
+.PHONY: bench-gateway bench-socket
+
+BENCH_GW_KEYS ?= 1000
+BENCH_GW_SECONDS ?= 10
+
+bench-gateway:
+	swift build -c release --product k8s-micro-ingestor
+	swift build -c release --product k8s-micro-gateway
+	. scripts/env.sh && python3 mk/gateway_bench.py --bin "$$(swift build -c release --show-bin-path)" \
+		--keys $(BENCH_GW_KEYS) --seconds $(BENCH_GW_SECONDS)
+
+# Socket round trips with 1, 16 and 64 requests in flight (in-memory handler, release build).
+bench-socket:
+	swift build -c release --product k8s-micro-ingestor
+	"$$(swift build -c release --show-bin-path)/k8s-micro-ingestor" bench-socket
