@@ -20,6 +20,12 @@ struct KeyBytes: Hashable {
     }
 }
 
+/// The group took partitions away without a revoke (session timed out): their work cannot be committed.
+struct PartitionsLost: Error, CustomStringConvertible {
+    var partitions: [Int32]
+    var description: String { "partitions lost (session timed out): \(partitions.sorted())" }
+}
+
 /// Per assigned input partition.
 struct PartitionTask {
     /// The group's committed next offset (KafkaOffset.invalid when none).
@@ -606,7 +612,7 @@ final class StreamLoop: RebalanceListener {
         let mine = partitions.filter { $0.topic == settings.inputTopic }.map(\.partition)
         do {
             if lost {
-                try abortAndRewind(because: KafkaError(config: "partitions lost: \(mine)"))
+                try abortAndRewind(because: PartitionsLost(partitions: mine))
             } else {
                 do {
                     try commit()
