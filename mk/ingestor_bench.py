@@ -57,6 +57,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def rss_split_mb(pid: int) -> tuple[float, float]:
+    """(anonymous, file-backed) resident MB now: file-backed is mostly LMDB pages and shared libraries."""
+    vals = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] in ("Rss:", "Anonymous:"):
+            vals[parts[0]] = int(parts[1]) / 1024
+    anon = vals.get("Anonymous:", 0.0)
+    return anon, vals.get("Rss:", 0.0) - anon
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -129,6 +140,7 @@ def run(args, guarantee: str | None) -> None:
                 break
         end = time.monotonic()
         rss = peak_rss_mb(proc.pid)
+        anon, file_backed = rss_split_mb(proc.pid)
         cpu = cpu_seconds(proc.pid) - cpu0 if first else 0.0
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
@@ -138,7 +150,7 @@ def run(args, guarantee: str | None) -> None:
         rate = (args.events - first[1]) / max(end - first[0], 1e-6)
         per_event_us = cpu / max(args.events - first[1], 1) * 1e6
         print(f"{guarantee}: {rate:,.0f} events/s over {end - first[0]:.1f}s, {per_event_us:.1f} us CPU/event "
-              f"(all ingestor threads), peak RSS {rss:.1f} MB "
+              f"(all ingestor threads), peak RSS {rss:.1f} MB (now {anon:.1f} anon + {file_backed:.1f} file) "
               f"({args.events} events, {args.keys} keys, {args.partitions} partitions, "
               f"commit every {args.commit_interval} ms)")
     finally:

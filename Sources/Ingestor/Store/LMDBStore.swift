@@ -39,8 +39,9 @@ package final class LMDBStore: @unchecked Sendable {
             try Self.check(mdb_env_set_mapsize(env, mapSize), name, "set_mapsize")
             try Self.check(mdb_env_set_maxreaders(env, 512), name, "set_maxreaders")
             // NOSYNC: a process crash loses nothing (page cache); an OS crash may lose the last commits, which
-            // the changelog replay restores. NOTLS: read transactions are not bound to threads.
-            let flags = UInt32(MDB_NOTLS | MDB_NOSYNC)
+            // the changelog replay restores. NOTLS: read transactions are not bound to threads. NORDAHEAD: random
+            // key access; read-ahead would only inflate the resident (file-backed) set.
+            let flags = UInt32(MDB_NOTLS | MDB_NOSYNC | MDB_NORDAHEAD)
             try Self.check(mdb_env_open(env, directory, flags, 0o640), name, "env_open \(directory)")
             var txn: OpaquePointer?
             try Self.check(mdb_txn_begin(env, nil, 0, &txn), name, "txn_begin")
