@@ -129,47 +129,99 @@ final class DataHandlers {
             responder.send(.error(400, "bad-request", e.message))
             return
         }
-        if query.cluster {
-            // Cluster-wide listing merges every pod's local keys (SPEC §8). When this pod is the only
-            // owner in the routing table, cluster == local; merging across pods needs the forwarding
-            // layer, not in this build yet (501).
-            client.send(.routingTable, timeoutMs: timeoutMs) { [weak self] reply in
-                guard let self else { return }
-                guard case .response(.routing(let table)) = reply else {
-                    responder.send(Self.map(reply, notFound: "no routing table") { _ in nil })
-                    return
-                }
-                let others = table.owners.filter { $0.endpoint != table.localEndpoint }
-                if others.isEmpty {
-                    self.localKeys(store: store, query, responder)
+        var after: String?
+        if let cursor = query.cursor, !cursor.isEmpty {
+            guard let key = KeyCursor.decode(cursor) else {
+                responder.send(.error(400, "bad-request", "cursor is not one this API returned"))
+                return
+            }
+            after = key
+        }
+        // A forwarded request is never fanned out again (a peer only lists its own keys).
+        if query.cluster && !r.request.headers.contains(Forwarder.markerHeader) {
+            clusterKeys(store: store, limit: query.limit, after: after, path: String(r.request.path), responder)
+        } else {
+            client.send(.listKeys(store: store, limit: query.limit, cursor: after), timeoutMs: timeoutMs) { reply in
+                responder.send(
+                    Self.map(reply, notFound: "no such store \(store)") { response in
+                        guard case .keys(let page) = response else { return nil }
+                        return .json(Self.keysJSON(keys: page.keys, next: page.nextCursor.map(KeyCursor.encode)))
+                    })
+            }
+        }
+    }
+
+    /// `scope=cluster` (SPEC §8): every live owner of the routing table (this pod's ingestor over the socket,
+    /// the others through their gateways with `scope=local`) lists up to `limit` keys after the cursor; the
+    /// pages are merged. Any partition without a live owner, or any source failing, answers 503.
+    private func clusterKeys(store: String, limit: UInt32, after: String?, path: String, _ responder: Responder) {
+        client.send(.routingTable, timeoutMs: timeoutMs) { [weak self] reply in
+            guard let self else { return }
+            guard case .response(.routing(let table)) = reply else {
+                responder.send(Self.map(reply, notFound: "no routing table") { _ in nil })
+                return
+            }
+            let owned = Set(table.owners.map(\.partition))
+            if let orphan = (0..<table.partitionCount).first(where: { !owned.contains($0) }) {
+                responder.send(
+                    .error(
+                        503, "owner-unknown", "partition \(orphan) has no live owner; the listing would be partial",
+                        headers: [("Retry-After", "1")]))
+                return
+            }
+            let peers = Set(table.owners.map(\.endpoint)).subtracting([table.localEndpoint]).sorted()
+            let listing = ClusterListing(sources: peers.count + 1, limit: Int(limit), responder: responder)
+            self.client.send(.listKeys(store: store, limit: limit, cursor: after), timeoutMs: self.timeoutMs) {
+                reply in
+                if case .response(.keys(let page)) = reply {
+                    listing.add(SourcePage(keys: page.keys, more: page.nextCursor != nil))
                 } else {
-                    responder.send(
-                        .error(501, "not-implemented", "scope=cluster across several pods is not available yet"))
+                    listing.fail(Self.map(reply, notFound: "no such store \(store)") { _ in nil })
                 }
             }
-            return
+            guard !peers.isEmpty else { return }
+            guard let forwarder = self.forwarder else {
+                listing.fail(.error(503, "peer-unavailable", "forwarding is off", headers: [("Retry-After", "1")]))
+                return
+            }
+            let target = path + "?scope=local&limit=\(limit)" + (after.map { "&cursor=" + KeyCursor.encode($0) } ?? "")
+            for peer in peers {
+                forwarder.get(endpoint: peer, target: target) { [weak self] result in
+                    switch result {
+                    case .success(let upstream) where upstream.status == 200:
+                        if let page = KeyPageMerge.parsePeerBody(upstream.body) {
+                            self?.metrics?.forwarded(outcome: "ok")
+                            listing.add(page)
+                        } else {
+                            listing.fail(.error(502, "bad-peer-answer", "\(peer) answered an unreadable listing"))
+                        }
+                    case .success(let upstream):
+                        self?.metrics?.forwarded(outcome: "failed")
+                        listing.fail(
+                            .error(
+                                503, "peer-unavailable", "\(peer) answered \(upstream.status) to its key listing",
+                                headers: [("Retry-After", "1")]))
+                    case .failure(let error):
+                        self?.metrics?.forwarded(outcome: "unreachable")
+                        listing.fail(
+                            .error(
+                                503, "peer-unavailable", "\(peer): \(error.message)", headers: [("Retry-After", "1")]))
+                    }
+                }
+            }
         }
-        localKeys(store: store, query, responder)
     }
 
-    private func localKeys(store: String, _ query: KeyQuery, _ responder: Responder) {
-        client.send(.listKeys(store: store, limit: query.limit, cursor: query.cursor), timeoutMs: timeoutMs) {
-            reply in
-            responder.send(
-                Self.map(reply, notFound: "no such store \(store)") { response in
-                    guard case .keys(let page) = response else { return nil }
-                    return .json(Self.keysJSON(page))
-                })
-        }
-    }
+    /// A socket page as JSON with its cursor as is (the HTTP routes encode it with `KeyCursor`).
+    static func keysJSON(_ page: KeyPage) -> String { keysJSON(keys: page.keys, next: page.nextCursor) }
 
-    static func keysJSON(_ page: KeyPage) -> String {
+    static func keysJSON(keys: [String], next: String?) -> String {
         var out = "{\"keys\":["
-        for (i, key) in page.keys.enumerated() {
+        for (i, key) in keys.enumerated() {
             if i > 0 { out += "," }
             out += JSONText.quote(key)
         }
-        out += "],\"next\":" + (page.nextCursor.map(JSONText.quote) ?? "null") + "}"
+        out += "],\"next\":" + (next.map(JSONText.quote) ?? "null") + "}"
         return out
     }
 

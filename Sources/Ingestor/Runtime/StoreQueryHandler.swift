@@ -104,32 +104,72 @@ final class StoreQueryHandler: SocketRequestHandler {
         }
     }
 
-    /// Keys of served partitions, partition by partition in key order. Cursor: "<partition>/<last key>".
+    /// Keys of the served partitions merged into one byte-ordered listing (a k-way merge of the partitions'
+    /// sorted LMDB key ranges), strictly after `cursor` (the last key of the previous page). Globally sorted, so
+    /// the gateway can merge several pods' pages (SPEC §8 `scope=cluster`) with the same cursor. Answers
+    /// notReady while an assigned partition restores: a listing missing its keys must not look complete.
     func list(store name: String, limit: Int, cursor: String?) -> SocketResponse {
         guard let kind = StoreKind(name: name) else { return .badRequest(message: "unknown store '\(name)'") }
-        let store = stores[kind]
-        var startPartition: Int32 = 0
-        var after: [UInt8]?
-        if let cursor, !cursor.isEmpty {
-            guard let slash = cursor.firstIndex(of: "/"), let p = Int32(cursor[..<slash]) else {
-                return .badRequest(message: "bad cursor")
-            }
-            startPartition = p
-            after = Array(cursor[cursor.index(after: slash)...].utf8)
+        let s = registry.snapshot
+        if let p = s.restoring.first {
+            return .notReady(retryAfterMs: 1_000, message: "partition \(p) is restoring")
         }
-        let limit = max(1, min(limit, 100_000))
-        var keys: [String] = []
-        var last: (Int32, [UInt8])?
-        for p in registry.snapshot.active where p >= startPartition {
-            let page = store.keys(partition: p, after: p == startPartition ? after : nil, limit: limit - keys.count)
-            for k in page {
-                keys.append(String(decoding: k, as: UTF8.self))
-                last = (p, k)
-            }
-            if keys.count >= limit { break }
+        let after = cursor.flatMap { $0.isEmpty ? nil : Array($0.utf8) }
+        let page = Self.mergedKeys(of: s.active, limit: max(1, min(limit, 100_000)), after: after) { p, from, n in
+            stores[kind].keys(partition: p, after: from, limit: n)
         }
-        let next = keys.count >= limit ? last.map { "\($0.0)/\(String(decoding: $0.1, as: UTF8.self))" } : nil
-        return .keys(KeyPage(keys: keys, nextCursor: next))
+        return .keys(
+            KeyPage(
+                keys: page.keys.map { String(decoding: $0, as: UTF8.self) },
+                nextCursor: page.more ? page.keys.last.map { String(decoding: $0, as: UTF8.self) } : nil))
+    }
+
+    /// Up to `limit` distinct keys, in byte order, strictly after `after`, merged from sorted per-partition
+    /// ranges read in chunks through `read(partition, after, count)`; `more` tells whether keys remain.
+    static func mergedKeys(
+        of partitions: [Int32], limit: Int, after: [UInt8]?, read: (Int32, [UInt8]?, Int) -> [[UInt8]]
+    ) -> (keys: [[UInt8]], more: Bool) {
+        struct Run {
+            let partition: Int32
+            var buffer: [[UInt8]]
+            var index = 0
+            var exhausted: Bool
+        }
+        let chunk = min(limit, 512)
+        var runs = partitions.map { p in
+            let first = read(p, after, chunk)
+            return Run(partition: p, buffer: first, exhausted: first.count < chunk)
+        }
+        // Refills a run whose buffer is consumed; false when it has no keys left.
+        func head(_ i: Int) -> Bool {
+            if runs[i].index < runs[i].buffer.count { return true }
+            guard !runs[i].exhausted, let last = runs[i].buffer.last else { return false }
+            let next = read(runs[i].partition, last, chunk)
+            runs[i].buffer = next
+            runs[i].index = 0
+            runs[i].exhausted = next.count < chunk
+            return !next.isEmpty
+        }
+        var keys: [[UInt8]] = []
+        while true {
+            var best: Int?
+            for i in runs.indices where head(i) {
+                guard let b = best else {
+                    best = i
+                    continue
+                }
+                if runs[i].buffer[runs[i].index].lexicographicallyPrecedes(runs[b].buffer[runs[b].index]) { best = i }
+            }
+            guard let b = best else { return (keys, false) }
+            let key = runs[b].buffer[runs[b].index]
+            if keys.last == key {  // the same key in two partitions (a producer with another partitioner)
+                runs[b].index += 1
+                continue
+            }
+            if keys.count == limit { return (keys, true) }
+            keys.append(key)
+            runs[b].index += 1
+        }
     }
 
     func owner(key: String) -> SocketResponse {

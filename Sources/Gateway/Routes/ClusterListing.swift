@@ -1,0 +1,129 @@
+// Key listings across pods (`?scope=cluster`, SPEC §8): opaque cursors, page merging, the fan-out collector.
+
+/// The HTTP listing cursor: the last key of the previous page, base64url without padding (opaque to clients,
+/// safe in a query string without escaping). The ingestors' socket cursor is the raw key itself.
+enum KeyCursor {
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+
+    static func encode(_ key: String) -> String {
+        let bytes = Array(key.utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity((bytes.count * 4 + 2) / 3)
+        var i = 0
+        while i < bytes.count {
+            let n = min(3, bytes.count - i)
+            var v = UInt32(bytes[i]) << 16
+            if n > 1 { v |= UInt32(bytes[i + 1]) << 8 }
+            if n > 2 { v |= UInt32(bytes[i + 2]) }
+            for j in 0...n { out.append(alphabet[Int((v >> UInt32(18 - 6 * j)) & 63)]) }
+            i += 3
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The key a cursor stands for; nil when it is not one this gateway produced (400).
+    static func decode(_ cursor: String) -> String? {
+        var bits: UInt32 = 0
+        var count = 0
+        var out: [UInt8] = []
+        for c in cursor.utf8 {
+            let v: UInt8
+            switch c {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): v = c - UInt8(ascii: "A")
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): v = c - UInt8(ascii: "a") + 26
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): v = c - UInt8(ascii: "0") + 52
+            case UInt8(ascii: "-"): v = 62
+            case UInt8(ascii: "_"): v = 63
+            default: return nil
+            }
+            bits = bits << 6 | UInt32(v)
+            count += 6
+            if count >= 8 {
+                count -= 8
+                out.append(UInt8(truncatingIfNeeded: bits >> UInt32(count)))
+                bits &= (1 << UInt32(count)) - 1
+            }
+        }
+        // A canonical encoding leaves fewer than 6 zero bits over.
+        guard count < 6, bits == 0, !out.isEmpty else { return nil }
+        return String(validating: out, as: UTF8.self)
+    }
+}
+
+/// One source's page of keys (sorted by UTF-8 bytes) and whether it has more after its last key.
+struct SourcePage: Equatable {
+    var keys: [String]
+    var more: Bool
+}
+
+enum KeyPageMerge {
+    /// Merges pages of several sources, each holding up to `limit` keys after the same cursor: the first
+    /// `limit` distinct keys in byte order, and whether keys remain after the last one. Correct because a
+    /// source's unseen keys all follow its last returned key, which cannot precede the merged page's last key.
+    static func merge(_ pages: [SourcePage], limit: Int) -> SourcePage {
+        var all = pages.flatMap(\.keys)
+        all.sort { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        var keys: [String] = []
+        var more = pages.contains { $0.more }
+        for key in all where keys.last.map({ !$0.utf8.elementsEqual(key.utf8) }) ?? true {
+            if keys.count == limit {
+                more = true
+                break
+            }
+            keys.append(key)
+        }
+        return SourcePage(keys: keys, more: more)
+    }
+
+    /// A peer gateway's `{"keys":[...],"next":...}` answer; nil when it is not one.
+    static func parsePeerBody(_ body: [UInt8]) -> SourcePage? {
+        guard case .object(let fields) = try? MiniJSONParser.parse(body) else { return nil }
+        var keys: [String]?
+        var more: Bool?
+        for (name, value) in fields {
+            switch (name, value) {
+            case ("keys", .array(let items)):
+                keys = items.compactMap { if case .string(let s) = $0 { s } else { nil } }
+                if keys?.count != items.count { return nil }
+            case ("next", .null): more = false
+            case ("next", .string): more = true
+            default: continue
+            }
+        }
+        guard let keys, let more else { return nil }
+        return SourcePage(keys: keys, more: more)
+    }
+}
+
+/// Collects the pages of one cluster listing; the first failure answers at once (a partial listing must not
+/// look complete) and later answers are ignored. Bound to the loop thread.
+final class ClusterListing {
+    private var pages: [SourcePage] = []
+    private var waiting: Int
+    private var done = false
+    private let limit: Int
+    private let responder: Responder
+
+    init(sources: Int, limit: Int, responder: Responder) {
+        waiting = sources
+        self.limit = limit
+        self.responder = responder
+    }
+
+    func add(_ page: SourcePage) {
+        guard !done else { return }
+        pages.append(page)
+        waiting -= 1
+        guard waiting == 0 else { return }
+        done = true
+        let merged = KeyPageMerge.merge(pages, limit: limit)
+        let next = merged.more ? merged.keys.last.map(KeyCursor.encode) : nil
+        responder.send(.json(DataHandlers.keysJSON(keys: merged.keys, next: next)))
+    }
+
+    func fail(_ response: HTTPResponse) {
+        guard !done else { return }
+        done = true
+        responder.send(response)
+    }
+}
