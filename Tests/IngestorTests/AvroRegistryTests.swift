@@ -1,6 +1,7 @@
+import Foundation
 // Registry mode against an in-test Confluent-style schema registry (POSIX sockets on a thread):
 // registration with retry, id learning, and evolved writer schemas fetched by id and resolved.
-import Foundation
+import Shared
 import Synchronization
 import Testing
 
@@ -147,7 +148,7 @@ final class FakeRegistry: @unchecked Sendable {
                 guard let schema = s.schemas[id] else {
                     return (404, #"{"error_code":40403,"message":"Schema \#(id) not found"}"#)
                 }
-                return (200, #"{"schema":\#(JSONEscaping.quoted(schema))}"#)
+                return (200, #"{"schema":\#(JSONText.quote(schema))}"#)
             }
             return (404, #"{"error_code":404,"message":"HTTP 404 Not Found"}"#)
         }

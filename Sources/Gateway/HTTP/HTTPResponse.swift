@@ -1,5 +1,7 @@
 // An HTTP response as handlers build it, and its serialisation into one preassembled byte buffer.
 
+import Shared
+
 /// A response. Value type; any thread. `body` for HEAD is dropped at encoding time.
 struct HTTPResponse: Sendable {
     var status: Int

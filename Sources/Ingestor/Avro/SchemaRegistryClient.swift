@@ -1,6 +1,7 @@
+import Logging
 // Confluent Schema Registry client (SPEC §2 registry mode): registers our six schemas and fetches
 // writer schemas by id. Thread-safe (Sendable; the cache is behind a Mutex); every call blocks.
-import Logging
+import Shared
 import Synchronization
 
 #if canImport(Glibc)
@@ -56,7 +57,7 @@ final class SchemaRegistryClient: Sendable {
     /// `POST /subjects/{subject}/versions` with `{"schema": "<schema JSON>"}`; returns the schema id.
     /// One attempt; see `registerAll` for retries.
     func register(subject: String, schema: String) throws(RegistryError) -> Int32 {
-        let body = Array(#"{"schema":\#(JSONEscaping.quoted(schema))}"#.utf8)
+        let body = Array(#"{"schema":\#(JSONText.quote(schema))}"#.utf8)
         let response = try call("POST", "/subjects/\(percentEncode(subject))/versions", body: body)
         guard case .int(let id)? = try json(response)["id"], let id32 = Int32(exactly: id) else {
             throw RegistryError(kind: .badResponse, message: "registry answer to \(subject) has no integer 'id'")

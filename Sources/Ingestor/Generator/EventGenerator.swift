@@ -1,5 +1,7 @@
 // Deterministic generator of realistic input events: chaser streams and billing lifecycles (pure, no I/O).
 
+import Shared
+
 /// SplitMix64: small, fast, reproducible from a seed.
 struct SeededRandom: RandomNumberGenerator {
     private var state: UInt64
@@ -152,30 +154,12 @@ struct ExpectedAggregates {
         var out = ""
         for key in chaser.keys.sorted() {
             guard let a = chaser[key] else { continue }
-            out += #"{"store":"chaser","key":\#(quoteJSON(key)),"value":\#(AggregateJSON.render(a))}"# + "\n"
+            out += #"{"store":"chaser","key":\#(JSONText.quote(key)),"value":\#(AggregateJSON.render(a))}"# + "\n"
         }
         for key in billing.keys.sorted() {
             guard let a = billing[key] else { continue }
-            out += #"{"store":"billing","key":\#(quoteJSON(key)),"value":\#(AggregateJSON.render(a))}"# + "\n"
+            out += #"{"store":"billing","key":\#(JSONText.quote(key)),"value":\#(AggregateJSON.render(a))}"# + "\n"
         }
         return out
-    }
-
-    private func quoteJSON(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
     }
 }

@@ -1,6 +1,8 @@
 // JSON rendering of the aggregates for the HTTP API (SPEC §5): `"type"` discriminator first, nested
 // records without type, nulls and defaults written out. Pure; safe on any thread.
 
+import Shared
+
 enum AggregateJSON {
     /// `{"type":"com.polecatworks.chaser.Aggregate","names":[..],"count":N,"latest":N|null,"longest":N|null}`
     static func render(_ a: ChaserAggregate) -> String {
@@ -9,7 +11,7 @@ enum AggregateJSON {
         out += #"{"type":"com.polecatworks.chaser.Aggregate","names":["#
         for (i, name) in a.names.enumerated() {
             if i > 0 { out += "," }
-            JSONEscaping.appendQuoted(name, to: &out)
+            JSONText.appendQuoted(name, to: &out)
         }
         out += #"],"count":"#
         out += String(a.count)
@@ -52,15 +54,15 @@ enum AggregateJSON {
     /// A Bill record without type discriminator (as nested in BillAggregate).
     static func appendBill(_ b: Bill, to out: inout String) {
         out += #"{"billId":"#
-        JSONEscaping.appendQuoted(b.billId, to: &out)
+        JSONText.appendQuoted(b.billId, to: &out)
         out += #","customerId":"#
-        JSONEscaping.appendQuoted(b.customerId, to: &out)
+        JSONText.appendQuoted(b.customerId, to: &out)
         out += #","orderId":"#
-        JSONEscaping.appendQuoted(b.orderId, to: &out)
+        JSONText.appendQuoted(b.orderId, to: &out)
         out += #","amountCents":"#
         out += String(b.amountCents)
         out += #","currency":"#
-        JSONEscaping.appendQuoted(b.currency, to: &out)
+        JSONText.appendQuoted(b.currency, to: &out)
         out += #","issuedAt":"#
         out += String(b.issuedAt)
         out += #","dueDate":"#
@@ -71,15 +73,15 @@ enum AggregateJSON {
     /// A PaymentRequest record without type discriminator.
     static func appendPaymentRequest(_ p: PaymentRequest, to out: inout String) {
         out += #"{"paymentId":"#
-        JSONEscaping.appendQuoted(p.paymentId, to: &out)
+        JSONText.appendQuoted(p.paymentId, to: &out)
         out += #","billId":"#
-        JSONEscaping.appendQuoted(p.billId, to: &out)
+        JSONText.appendQuoted(p.billId, to: &out)
         out += #","customerId":"#
-        JSONEscaping.appendQuoted(p.customerId, to: &out)
+        JSONText.appendQuoted(p.customerId, to: &out)
         out += #","amountCents":"#
         out += String(p.amountCents)
         out += #","currency":"#
-        JSONEscaping.appendQuoted(p.currency, to: &out)
+        JSONText.appendQuoted(p.currency, to: &out)
         out += #","requestedAt":"#
         out += String(p.requestedAt)
         out += "}"
@@ -88,13 +90,13 @@ enum AggregateJSON {
     /// A PaymentFailed record without type discriminator.
     static func appendPaymentFailed(_ f: PaymentFailed, to out: inout String) {
         out += #"{"paymentId":"#
-        JSONEscaping.appendQuoted(f.paymentId, to: &out)
+        JSONText.appendQuoted(f.paymentId, to: &out)
         out += #","billId":"#
-        JSONEscaping.appendQuoted(f.billId, to: &out)
+        JSONText.appendQuoted(f.billId, to: &out)
         out += #","customerId":"#
-        JSONEscaping.appendQuoted(f.customerId, to: &out)
+        JSONText.appendQuoted(f.customerId, to: &out)
         out += #","failureReason":"#
-        JSONEscaping.appendQuoted(f.failureReason, to: &out)
+        JSONText.appendQuoted(f.failureReason, to: &out)
         out += #","failedAt":"#
         out += String(f.failedAt)
         out += "}"

@@ -1,6 +1,8 @@
 // Parsing of one input event from JSON for POST /events (SPEC §4): `{"type":"<full name>", ...fields}`.
 // Pure; safe on any thread. The error message is the 400 reason given to the client.
 
+import Shared
+
 /// Why a POST /events body was rejected; `message` is shown to the client.
 struct EventJSONError: Error, Equatable, Sendable, CustomStringConvertible {
     var message: String
@@ -85,14 +87,14 @@ enum EventJSON {
     /// The JSON of one input event, in the shape `parse` accepts (used by tests and the generator).
     static func render(_ event: InputEvent) -> String {
         var out = #"{"type":"#
-        JSONEscaping.appendQuoted(event.fullName, to: &out)
+        JSONText.appendQuoted(event.fullName, to: &out)
         var body = ""
         switch event {
         case .chaser(let c):
             out += #","name":"#
-            JSONEscaping.appendQuoted(c.name, to: &out)
+            JSONText.appendQuoted(c.name, to: &out)
             out += #","id":"#
-            JSONEscaping.appendQuoted(c.id, to: &out)
+            JSONText.appendQuoted(c.id, to: &out)
             out += #","sent":\#(c.sent),"ttl":\#(c.ttl),"previous":"#
             out += c.previous.map { String($0) } ?? "null"
             out += "}"

@@ -1,6 +1,8 @@
 // A small, strict JSON parser and string escaper (RFC 8259) for POST /events and Avro schema text.
 // Pure values; safe on any thread. Integers are kept exact as Int64.
 
+import Shared
+
 /// A parsed JSON document. Objects keep their members in document order.
 enum JSONValue: Equatable, Sendable {
     case null
@@ -46,7 +48,7 @@ enum JSONValue: Equatable, Sendable {
         case .bool(let b): out += b ? "true" : "false"
         case .int(let i): out += String(i)
         case .double(let d): out += d.isFinite ? "\(d)" : "null"
-        case .string(let s): JSONEscaping.appendQuoted(s, to: &out)
+        case .string(let s): JSONText.appendQuoted(s, to: &out)
         case .array(let items):
             out += "["
             for (i, item) in items.enumerated() {
@@ -58,7 +60,7 @@ enum JSONValue: Equatable, Sendable {
             out += "{"
             for (i, (k, v)) in members.enumerated() {
                 if i > 0 { out += "," }
-                JSONEscaping.appendQuoted(k, to: &out)
+                JSONText.appendQuoted(k, to: &out)
                 out += ":"
                 write(v, into: &out)
             }
@@ -72,53 +74,6 @@ struct JSONParseError: Error, Equatable, Sendable, CustomStringConvertible {
     var message: String
     var offset: Int
     var description: String { "invalid JSON at byte \(offset): \(message)" }
-}
-
-/// JSON string escaping.
-enum JSONEscaping {
-    private static let hex: [Character] = Array("0123456789abcdef")
-
-    /// Appends `s` as a quoted JSON string: `"` and `\` escaped, control characters as \n, \t, ... or
-    /// \u00XX; everything else (including non-ASCII) written as UTF-8.
-    static func appendQuoted(_ s: String, to out: inout String) {
-        out.unicodeScalars.append("\"")
-        var needsEscape = false
-        for b in s.utf8 where b < 0x20 || b == 0x22 || b == 0x5C {
-            needsEscape = true
-            break
-        }
-        if !needsEscape {
-            out += s
-        } else {
-            for scalar in s.unicodeScalars {
-                switch scalar {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case "\n": out += "\\n"
-                case "\r": out += "\\r"
-                case "\t": out += "\\t"
-                case "\u{08}": out += "\\b"
-                case "\u{0C}": out += "\\f"
-                default:
-                    if scalar.value < 0x20 {
-                        out += "\\u00"
-                        out.append(hex[Int(scalar.value >> 4)])
-                        out.append(hex[Int(scalar.value & 0xF)])
-                    } else {
-                        out.unicodeScalars.append(scalar)
-                    }
-                }
-            }
-        }
-        out.unicodeScalars.append("\"")
-    }
-
-    /// `s` as a quoted JSON string.
-    static func quoted(_ s: String) -> String {
-        var out = ""
-        appendQuoted(s, to: &out)
-        return out
-    }
 }
 
 /// Recursive-descent JSON parser over UTF-8 bytes. Rejects trailing garbage, invalid UTF-8, lone
