@@ -1,4 +1,5 @@
 # Developer shortcuts; the README's two front-door commands are scripts/run.sh and scripts/test.sh.
+SHELL := /bin/bash
 .PHONY: run test unit lint format dev bench fuzz clean setup
 
 setup:

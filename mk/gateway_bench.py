@@ -118,7 +118,16 @@ gateway: {{bindAddress: 127.0.0.1, port: {api}, healthPort: {health}, maxConnect
             status, body = get(f"{base}/chaser?limit=10000")
             return json.loads(body)["keys"] if status == 200 else []
 
-        wait(lambda: len(chaser_keys()) >= args.keys, 60, "all keys served")
+        # Random keys: a few of N may get no event. Wait until the served set stops growing.
+        seen = {"n": -1, "stable": 0}
+
+        def settled() -> bool:
+            n = len(chaser_keys())
+            seen["stable"] = seen["stable"] + 1 if n == seen["n"] and n > 0 else 0
+            seen["n"] = n
+            return seen["stable"] >= 10
+
+        wait(settled, 90, "the served keys to settle")
         keys = chaser_keys()
         aggregate = get(f"{base}/chaser/{keys[0]}")[1]
 
@@ -129,6 +138,7 @@ gateway: {{bindAddress: 127.0.0.1, port: {api}, healthPort: {health}, maxConnect
 
         nginx_port = free_port()
         (work / "www").mkdir()
+        work.chmod(0o755)  # nginx workers run as www-data
         (work / "www" / "aggregate.json").write_bytes(aggregate)
         (work / "nginx.conf").write_text(f"""worker_processes 1; daemon off; pid {work}/nginx.pid;
 error_log {work}/nginx-error.log; events {{ worker_connections 4096; }}
