@@ -429,9 +429,15 @@ def _string(b: bytes) -> bytes:
 class FakeIngestor:
     """Answers the gateway's frames: get/list/health/metrics/publish/stop; `delay` slows get answers."""
 
-    def __init__(self, path: str, not_owner: dict[bytes, str | None] | None = None):
+    def __init__(self, path: str, not_owner: dict[bytes, str | None] | None = None,
+                 keys: list[bytes] | None = None, owners: dict[int, str] | None = None,
+                 local: str = "127.0.0.1:8080"):
         self.path = path
         self.not_owner = not_owner or {}  # key → owner's gateway endpoint (None = unknown)
+        self.keys = sorted(keys if keys is not None else [b"a", b"b"])  # the listing (byte order)
+        self.local = local  # this pod's advertised endpoint
+        self.owners = owners if owners is not None else {p: local for p in range(4)}  # routing table
+        self.fail_list = False
         self.delay = 0.0
         self.stopped = threading.Event()
         self.requests: list[int] = []
@@ -496,10 +502,21 @@ class FakeIngestor:
                 doc = {"type": "com.polecatworks.billing.BillAggregate", "bill": None, "paymentRequests": [],
                        "lastPaymentFailed": None, "errored": False}
                 payload = _string(json.dumps(doc).encode())
-        elif op == OP_LIST:
-            payload = struct.pack(">I", 2) + _string(b"a") + _string(b"b") + b"\x00"
-        elif op == OP_ROUTING:  # a single pod: no other owner
-            payload = struct.pack(">Qi", 1, 4) + _string(b"127.0.0.1:8080") + struct.pack(">I", 0)
+        elif op == OP_LIST:  # store string, limit u32, cursor string? → keys after the cursor, next = last key
+            (n,) = struct.unpack(">I", body[:4])
+            (limit,) = struct.unpack(">I", body[4 + n : 8 + n])
+            cursor = body[13 + n :] if body[8 + n] == 1 else None
+            rest = [k for k in self.keys if cursor is None or k > cursor]
+            page = rest[:limit]
+            more = len(rest) > limit
+            payload = struct.pack(">I", len(page)) + b"".join(_string(k) for k in page)
+            payload += b"\x01" + _string(page[-1]) if more else b"\x00"
+            if self.fail_list:
+                status, payload = 2, _string(b"partition 1 restoring") + struct.pack(">I", 1000)
+        elif op == OP_ROUTING:
+            payload = struct.pack(">Qi", 1, 4) + _string(self.local.encode()) + struct.pack(">I", len(self.owners))
+            for partition, endpoint in sorted(self.owners.items()):
+                payload += struct.pack(">i", partition) + _string(endpoint.encode())
         elif op == OP_OWNER:
             (n,) = struct.unpack(">I", body[:4])
             endpoint = self.not_owner.get(body[4 : 4 + n])
@@ -639,6 +656,58 @@ def test_forwarding_to_the_owner(gateway, binaries, run_env, tmp_path):
         fake_a.close()
         fake_b.close()
         owner.stop()
+
+
+def test_cluster_listing_merges_pods(gateway, binaries, run_env, tmp_path):
+    other_dir = tmp_path / "b"
+    other_dir.mkdir()
+    peer = Gateway(binaries.gateway, other_dir, run_env)
+    here, there = f"127.0.0.1:{gateway.port}", f"127.0.0.1:{peer.port}"
+    owners = {0: here, 1: here, 2: there, 3: there}
+    keys_a = [f"k{i:03d}".encode() for i in range(0, 50, 2)] + ["é".encode()]
+    keys_b = [f"k{i:03d}".encode() for i in range(1, 50, 2)] + [b"k000", b"Z"]  # k000 on both: listed once
+    fake_a = FakeIngestor(gateway.socket_path, keys=keys_a, owners=owners, local=here)
+    fake_b = FakeIngestor(peer.socket_path, keys=keys_b, owners=owners, local=there)
+    try:
+        for gw in (gateway, peer):
+            _wait(lambda: requests.get(f"{gw.health}/hams/ready", timeout=1).status_code == 200, 10, "ready")
+        expected = sorted(set(keys_a) | set(keys_b))  # byte order: "Z" < "k…" < "é"
+        for gw in (gateway, peer):
+            # Local scope (the default) lists only this pod's keys.
+            local = requests.get(f"{gw.api}/chaser?limit=1000").json()
+            assert local["next"] is None and len(local["keys"]) in (len(keys_a), len(set(keys_b)))
+            got, cursor, pages = [], None, 0
+            while pages < 50:
+                params = {"scope": "cluster", "limit": 7} | ({"cursor": cursor} if cursor else {})
+                r = requests.get(f"{gw.api}/chaser", params=params)
+                assert r.status_code == 200, r.text
+                page = r.json()
+                assert len(page["keys"]) <= 7
+                got += page["keys"]
+                pages += 1
+                cursor = page["next"]
+                if cursor is None:
+                    break
+            assert [k.encode() for k in got] == expected and pages == -(-len(expected) // 7)
+        # A peer that cannot list (restoring): 503, never a partial page.
+        fake_b.fail_list = True
+        r = requests.get(f"{gateway.api}/billing?scope=cluster")
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+        fake_b.fail_list = False
+        # A partition without a live owner: 503.
+        fake_a.owners = {0: here, 1: here, 2: there}
+        r = requests.get(f"{gateway.api}/billing?scope=cluster")
+        assert r.status_code == 503 and r.json()["error"] == "owner-unknown"
+        fake_a.owners = owners
+        assert requests.get(f"{gateway.api}/chaser?scope=cluster&cursor=not*base64").status_code == 400
+        # The peer is gone: 503 + Retry-After.
+        peer.stop()
+        r = requests.get(f"{gateway.api}/chaser?scope=cluster", timeout=5)
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+    finally:
+        fake_a.close()
+        fake_b.close()
+        peer.stop()
 
 
 def test_drain_finishes_in_flight_then_exits_zero(gateway):
