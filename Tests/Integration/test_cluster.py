@@ -1,0 +1,233 @@
+"""Three pods against one tansu broker (SPEC §8): every key through every gateway, kill -9 of a pod with no
+wrong value ever served, its restart, and `scope=cluster` listings.
+
+Pods run on 127.0.0.2, .3 and .4 with the same ports (as pods on their own IPs); the broker on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import requests
+
+from conftest import ROOT, wait_until
+
+HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+PARTITIONS = 6
+RECOVERY_S = 15
+
+
+def _port_free_on_all(hosts: list[str]) -> int:
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind((hosts[0], 0))
+            port = s.getsockname()[1]
+        ok = True
+        for h in hosts[1:]:
+            with socket.socket() as s:
+                try:
+                    s.bind((h, port))
+                except OSError:
+                    ok = False
+        if ok:
+            return port
+    raise RuntimeError("no port free on every pod address")
+
+
+def routing_table(path: str) -> tuple[str, dict[int, str]]:
+    """The ingestor's routing table over its socket (op 6): (local endpoint, partition → endpoint)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(3)
+        s.connect(path)
+        s.sendall(struct.pack(">IBBIBB", 8, 1, 0, 1, 6, 0))
+        buf = b""
+        while len(buf) < 4 or len(buf) < 4 + struct.unpack(">I", buf[:4])[0]:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise ConnectionError("socket closed")
+            buf += chunk
+    assert buf[11] == 0, f"routingTable status {buf[11]}"
+    body = buf[12:]
+    i = 12  # epoch u64, partitionCount i32
+    n = struct.unpack(">I", body[i : i + 4])[0]
+    local = body[i + 4 : i + 4 + n].decode()
+    i += 4 + n
+    (count,) = struct.unpack(">I", body[i : i + 4])
+    i += 4
+    owners = {}
+    for _ in range(count):
+        (p,) = struct.unpack(">i", body[i : i + 4])
+        n = struct.unpack(">I", body[i + 4 : i + 8])[0]
+        owners[p] = body[i + 8 : i + 8 + n].decode()
+        i += 8 + n
+    return local, owners
+
+
+def read_expected(path: Path) -> dict[tuple[str, str], dict]:
+    out = {}
+    for line in path.read_text().splitlines():
+        d = json.loads(line)
+        out[(d["store"], d["key"])] = d["value"]
+    return out
+
+
+def url(pod, store: str, key: str) -> str:
+    return f"{pod.api}/{store}/{quote(key, safe='')}"
+
+
+def all_readable(pods, expected, session: requests.Session) -> bool:
+    for pod in pods:
+        for (store, key), value in expected.items():
+            r = session.get(url(pod, store, key), timeout=3)
+            if r.status_code != 200 or r.json() != value:
+                return False
+    return True
+
+
+def cluster_keys(pod, store: str, limit: int) -> list[str]:
+    keys, cursor = [], None
+    for _ in range(10_000):
+        params = {"scope": "cluster", "limit": limit} | ({"cursor": cursor} if cursor else {})
+        r = requests.get(f"{pod.api}/{store}", params=params, timeout=5)
+        assert r.status_code == 200, r.text
+        page = r.json()
+        assert len(page["keys"]) <= limit
+        keys += page["keys"]
+        cursor = page["next"]
+        if cursor is None:
+            return keys
+    raise AssertionError("listing never ended")
+
+
+class Watcher:
+    """Reads every key through the given gateways in a loop; any 200 must be the expected value, and any
+    other answer must be 503/504 (or no connection while a pod is down)."""
+
+    def __init__(self, expected: dict):
+        self.expected = expected
+        self.pods: list = []
+        self.wrong: list[str] = []
+        self.reads = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        with requests.Session() as s:
+            while not self.stop.is_set():
+                for pod in list(self.pods):
+                    for (store, key), value in self.expected.items():
+                        if self.stop.is_set():
+                            return
+                        try:
+                            r = s.get(url(pod, store, key), timeout=3)
+                        except requests.RequestException:
+                            continue
+                        self.reads += 1
+                        if r.status_code == 200:
+                            if r.json() != value:
+                                self.wrong.append(f"{pod.host} {store}/{key}: {r.text} != {value}")
+                        elif r.status_code not in (503, 504):
+                            self.wrong.append(f"{pod.host} {store}/{key}: {r.status_code} {r.text}")
+
+
+def test_three_pods(tansu, pod_factory, binaries, run_env):
+    tansu.create_topic("input", PARTITIONS)
+    port, health = _port_free_on_all(HOSTS), _port_free_on_all(HOSTS)
+    pods = [
+        pod_factory(
+            tansu, host=h, name=f"pod{i}", gateway={"port": port, "healthPort": health},
+            kafka={"commitInterval": 100,
+                   "properties": {"session.timeout.ms": 3000, "heartbeat.interval.ms": 500}},
+        )
+        for i, h in enumerate(HOSTS)
+    ]
+    for pod in pods:
+        pod.start_ingestor()
+        pod.start_gateway()
+    for pod in pods:
+        pod.wait_ready(60)
+    endpoints = {f"{h}:{port}" for h in HOSTS}
+
+    def spread(among: list) -> bool:
+        want = {f"{p.host}:{port}" for p in among}
+        for pod in among:
+            _, owners = routing_table(pod.socket_path)
+            if len(owners) != PARTITIONS or set(owners.values()) != want:
+                return False
+        return all(requests.get(f"{p.health}/hams/ready", timeout=1).status_code == 200 for p in among)
+
+    wait_until(lambda: spread(pods), 60, interval=0.3, what="partitions spread over three pods")
+
+    # A known set of events; expected aggregates per key from the generator.
+    expect = pods[0].workdir / "expected.jsonl"
+    pods[0].write_config()
+    out = subprocess.run(
+        [str(binaries.ingestor), "generate", "--config", str(pods[0].config_path), "--total", "3000", "--rate", "0",
+         "--keys", "40", "--seed", "3", "--expect", str(expect)],
+        env=run_env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    expected = read_expected(expect)
+    stores = {s for s, _ in expected}
+    assert stores == {"chaser", "billing"} and len(expected) >= 40
+
+    with requests.Session() as s:
+        wait_until(lambda: all_readable(pods, expected, s), 60, interval=0.5, what="every key through every pod")
+
+    # The cluster listing: every key of the store from every gateway, paginated.
+    for store in stores:
+        want = sorted(k for s_, k in expected if s_ == store)
+        for pod in pods:
+            got = cluster_keys(pod, store, limit=7)
+            assert got == sorted(want, key=str.encode), f"{pod.host} {store}"
+            local = requests.get(f"{pod.api}/{store}", timeout=5).json()
+            assert local["next"] is None and 0 < len(local["keys"]) < len(want)  # default scope: local keys only
+
+    # kill -9 one pod (both processes): the other two serve every key again within 15 s, never a wrong value.
+    watcher = Watcher(expected)
+    watcher.pods = pods[:2]
+    watcher.thread.start()
+    try:
+        victim = pods[2]
+        killed_at = time.monotonic()
+        assert victim.signal("gateway", signal.SIGKILL) == -signal.SIGKILL
+        assert victim.signal("ingestor", signal.SIGKILL) == -signal.SIGKILL
+        with requests.Session() as s:
+            wait_until(lambda: all_readable(pods[:2], expected, s), RECOVERY_S, interval=0.2,
+                       what=f"every key through the two survivors\n{pods[0].logs_tail()}\n{pods[1].logs_tail()}")
+        recovered_s = time.monotonic() - killed_at
+        wait_until(lambda: spread(pods[:2]), 20, interval=0.3, what="partitions over the two survivors")
+        for store in stores:
+            assert cluster_keys(pods[0], store, limit=11) == sorted(
+                (k for s_, k in expected if s_ == store), key=str.encode)
+
+        # Restart it on the same state directory: partitions spread again; every key through all three.
+        victim.start_ingestor()
+        victim.start_gateway()
+        watcher.pods = pods
+        victim.wait_ready(60)
+        wait_until(lambda: spread(pods), 60, interval=0.3, what=f"partitions spread again\n{victim.logs_tail()}")
+        local, owners = routing_table(victim.socket_path)
+        assert local == f"{victim.host}:{port}" and local in owners.values()
+        with requests.Session() as s:
+            wait_until(lambda: all_readable(pods, expected, s), 30, interval=0.5, what="every key through 3 pods")
+        for store in stores:
+            want = sorted((k for s_, k in expected if s_ == store), key=str.encode)
+            for pod in pods:
+                assert cluster_keys(pod, store, limit=5) == want, f"{pod.host} {store}"
+        time.sleep(1)  # a few more reads through all three after the move settled
+    finally:
+        watcher.stop.set()
+        watcher.thread.join(10)
+    assert not watcher.wrong, f"{len(watcher.wrong)} wrong answers, e.g. {watcher.wrong[:3]}"
+    assert watcher.reads > len(expected), "the watcher did not read"
+    print(f"recovered after kill -9 in {recovered_s:.1f} s; {watcher.reads} reads during the transitions")
+    assert endpoints == {f"{p.host}:{port}" for p in pods}
