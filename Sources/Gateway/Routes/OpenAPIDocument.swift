@@ -227,7 +227,7 @@ enum OpenAPIDocument {
                     "name": "scope",
                     "in": "query",
                     "required": false,
-                    "description": "local (this pod's keys, default) or cluster (all pods)",
+                    "description": "local (this pod's keys, default) or cluster (the keys of every pod, merged and de-duplicated, in byte order)",
                     "schema": {
                       "type": "string",
                       "enum": [
@@ -253,7 +253,7 @@ enum OpenAPIDocument {
                     "name": "cursor",
                     "in": "query",
                     "required": false,
-                    "description": "The `next` value of the previous page",
+                    "description": "Opaque continuation: the `next` value of the previous page (keys after it are returned; keys are in byte order)",
                     "schema": {
                       "type": "string"
                     }
@@ -280,8 +280,8 @@ enum OpenAPIDocument {
                       }
                     }
                   },
-                  "501": {
-                    "description": "scope=cluster not available in this build",
+                  "502": {
+                    "description": "scope=cluster: another pod answered an unreadable listing",
                     "content": {
                       "application/json": {
                         "schema": {
@@ -291,7 +291,7 @@ enum OpenAPIDocument {
                     }
                   },
                   "503": {
-                    "description": "Ingestor unreachable or partition restoring; retry later",
+                    "description": "Ingestor unreachable or a partition restoring; with scope=cluster also a pod unreachable or a partition without a live owner (never a partial listing); retry later",
                     "content": {
                       "application/json": {
                         "schema": {
@@ -410,7 +410,7 @@ enum OpenAPIDocument {
                     "name": "scope",
                     "in": "query",
                     "required": false,
-                    "description": "local (this pod's keys, default) or cluster (all pods)",
+                    "description": "local (this pod's keys, default) or cluster (the keys of every pod, merged and de-duplicated, in byte order)",
                     "schema": {
                       "type": "string",
                       "enum": [
@@ -436,7 +436,7 @@ enum OpenAPIDocument {
                     "name": "cursor",
                     "in": "query",
                     "required": false,
-                    "description": "The `next` value of the previous page",
+                    "description": "Opaque continuation: the `next` value of the previous page (keys after it are returned; keys are in byte order)",
                     "schema": {
                       "type": "string"
                     }
@@ -463,8 +463,8 @@ enum OpenAPIDocument {
                       }
                     }
                   },
-                  "501": {
-                    "description": "scope=cluster not available in this build",
+                  "502": {
+                    "description": "scope=cluster: another pod answered an unreadable listing",
                     "content": {
                       "application/json": {
                         "schema": {
@@ -474,7 +474,7 @@ enum OpenAPIDocument {
                     }
                   },
                   "503": {
-                    "description": "Ingestor unreachable or partition restoring; retry later",
+                    "description": "Ingestor unreachable or a partition restoring; with scope=cluster also a pod unreachable or a partition without a live owner (never a partial listing); retry later",
                     "content": {
                       "application/json": {
                         "schema": {
