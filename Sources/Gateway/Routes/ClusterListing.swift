@@ -21,7 +21,9 @@ enum KeyCursor {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// The key a cursor stands for; nil when it is not one this gateway produced (400).
+    /// The key a cursor stands for; nil when it holds a character outside the base64url alphabet (400).
+    /// Lenient otherwise (trailing bits dropped, invalid UTF-8 replaced): every string the documented pattern
+    /// allows is a cursor meaning "keys after this one", so a schema-valid request is never rejected.
     static func decode(_ cursor: String) -> String? {
         var bits: UInt32 = 0
         var count = 0
@@ -44,9 +46,7 @@ enum KeyCursor {
                 bits &= (1 << UInt32(count)) - 1
             }
         }
-        // A canonical encoding leaves fewer than 6 zero bits over.
-        guard count < 6, bits == 0, !out.isEmpty else { return nil }
-        return String(validating: out, as: UTF8.self)
+        return String(decoding: out, as: UTF8.self)
     }
 }
 

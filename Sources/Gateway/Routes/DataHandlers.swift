@@ -135,7 +135,7 @@ final class DataHandlers {
                 responder.send(.error(400, "bad-request", "cursor is not one this API returned"))
                 return
             }
-            after = key
+            after = key.isEmpty ? nil : key
         }
         // A forwarded request is never fanned out again (a peer only lists its own keys).
         if query.cluster && !r.request.headers.contains(Forwarder.markerHeader) {

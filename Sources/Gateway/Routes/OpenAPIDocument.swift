@@ -255,7 +255,8 @@ enum OpenAPIDocument {
                     "required": false,
                     "description": "Opaque continuation: the `next` value of the previous page (keys after it are returned; keys are in byte order)",
                     "schema": {
-                      "type": "string"
+                      "type": "string",
+                      "pattern": "^[A-Za-z0-9_-]*$"
                     }
                   }
                 ],
@@ -438,7 +439,8 @@ enum OpenAPIDocument {
                     "required": false,
                     "description": "Opaque continuation: the `next` value of the previous page (keys after it are returned; keys are in byte order)",
                     "schema": {
-                      "type": "string"
+                      "type": "string",
+                      "pattern": "^[A-Za-z0-9_-]*$"
                     }
                   }
                 ],
