@@ -32,6 +32,8 @@ package final class KafkaConsumer {
     private let rk: OpaquePointer
     private let callbacks: ConsumerCallbacks
     private var topicNames: [OpaquePointer: String] = [:]
+    /// The last topic looked up (a group consumer reads one topic: no dictionary lookup per record).
+    private var lastTopic: (handle: OpaquePointer?, name: String) = (nil, "")
     private var closed = false
     /// The consumer queue (group consumers) for batch polls; destroyed before the client.
     private var consumerQueue: OpaquePointer?
@@ -110,9 +112,14 @@ package final class KafkaConsumer {
         return event(of: message, headers: headers)
     }
 
-    /// Polls up to `max` events at once (one queue wake-up for the batch; rebalance callbacks run inside),
-    /// handing each to `body`. Returns how many were polled. Stops early, destroying the rest, if `body` throws.
-    package func pollBatch(max: Int, timeoutMs: Int32, _ body: (ConsumerEvent) throws -> Void) throws -> Int {
+    /// Polls up to `max` events at once (one queue wake-up for the batch; rebalance callbacks run inside).
+    /// Records go to `onRecord` without copying (the buffers are librdkafka's, valid only during the call);
+    /// partition EOFs and errors go to `onEvent`. Returns how many were polled. Stops early, destroying the
+    /// rest, if a handler throws.
+    package func pollBatch(
+        max: Int, timeoutMs: Int32, onRecord: (ConsumedRecord) throws -> Void,
+        onEvent: (ConsumerEvent) throws -> Void
+    ) throws -> Int {
         if batchBuffer.count < max { batchBuffer = Array(repeating: nil, count: max) }
         guard let queue = consumerQueue else { return 0 }
         let n = batchBuffer.withUnsafeMutableBufferPointer { buf in
@@ -128,10 +135,18 @@ package final class KafkaConsumer {
                 index += 1
                 continue
             }
-            let ev = event(of: message, headers: false)
-            rd_kafka_message_destroy(message)
             index += 1
-            try body(ev)
+            defer { rd_kafka_message_destroy(message) }
+            let m = message.pointee
+            if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                let record = ConsumedRecord(
+                    topic: topicName(m.rkt), partition: m.partition, offset: m.offset,
+                    key: m.key.map { UnsafeRawBufferPointer(start: $0, count: m.key_len) },
+                    value: m.payload.map { UnsafeRawBufferPointer(start: $0, count: m.len) })
+                try onRecord(record)
+            } else {
+                try onEvent(event(of: message, headers: false))
+            }
         }
         return n
     }
@@ -178,7 +193,11 @@ package final class KafkaConsumer {
 
     private func topicName(_ rkt: OpaquePointer?) -> String {
         guard let rkt else { return "" }
-        if let name = topicNames[rkt] { return name }
+        if rkt == lastTopic.handle { return lastTopic.name }
+        if let name = topicNames[rkt] {
+            lastTopic = (rkt, name)
+            return name
+        }
         let name = String(cString: rd_kafka_topic_name(rkt))
         topicNames[rkt] = name
         return name

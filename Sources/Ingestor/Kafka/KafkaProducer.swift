@@ -50,6 +50,18 @@ package final class KafkaProducer: @unchecked Sendable {
         topic: String, partition: Int32? = nil, key: [UInt8]?, value: [UInt8]?, headers: [KafkaHeader] = [],
         tag: UInt = 0
     ) throws(KafkaError) {
+        try withOptionalBytes(key) { (k) throws(KafkaError) in
+            try withOptionalBytes(value) { (v) throws(KafkaError) in
+                try produce(topic: topic, partition: partition, key: k, value: v, headers: headers, tag: tag)
+            }
+        }
+    }
+
+    /// Enqueues one record from borrowed buffers (librdkafka copies them before returning).
+    package func produce(
+        topic: String, partition: Int32? = nil, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
+        headers: [KafkaHeader] = [], tag: UInt = 0
+    ) throws(KafkaError) {
         while true {
             let err = produceOnce(
                 topic: topic, partition: partition, key: key, value: value, headers: headers, tag: tag)
@@ -68,21 +80,51 @@ package final class KafkaProducer: @unchecked Sendable {
         }
     }
 
+    /// Enqueues one record with one header given as borrowed bytes (no header array per record).
+    package func produce(
+        topic: String, partition: Int32?, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
+        headerName: String, headerValue: UnsafeRawBufferPointer, tag: UInt = 0
+    ) throws(KafkaError) {
+        while true {
+            let err = produceOnce(
+                topic: topic, partition: partition, key: key, value: value, headers: [],
+                single: (headerName, headerValue), tag: tag)
+            if err == RD_KAFKA_RESP_ERR_NO_ERROR { return }
+            if err == RD_KAFKA_RESP_ERR__QUEUE_FULL {
+                rd_kafka_poll(rk, 10)
+                continue
+            }
+            var kind = KafkaError.Kind.other
+            if err == RD_KAFKA_RESP_ERR__FATAL {
+                kind = .fatal
+            } else if err == RD_KAFKA_RESP_ERR__STATE || err == RD_KAFKA_RESP_ERR__FENCED {
+                kind = .abortable
+            }
+            throw KafkaError(code: err, operation: "produce \(topic)", kind: kind)
+        }
+    }
+
     private func produceOnce(
-        topic: String, partition: Int32?, key: [UInt8]?, value: [UInt8]?, headers: [KafkaHeader], tag: UInt
+        topic: String, partition: Int32?, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
+        headers: [KafkaHeader], single: (name: String, value: UnsafeRawBufferPointer)? = nil, tag: UInt
     ) -> rd_kafka_resp_err_t {
         var hdrs: OpaquePointer?
-        if !headers.isEmpty {
-            hdrs = rd_kafka_headers_new(headers.count)
+        if !headers.isEmpty || single != nil {
+            hdrs = rd_kafka_headers_new(headers.count + 1)
             for h in headers {
                 h.value.withUnsafeBytes { v in
                     _ = rd_kafka_header_add(hdrs, h.name, -1, v.baseAddress, v.count)
                 }
             }
+            if let single {
+                _ = rd_kafka_header_add(hdrs, single.name, -1, single.value.baseAddress, single.value.count)
+            }
         }
         let opaque = UnsafeMutableRawPointer(bitPattern: tag)
-        let err = withOptionalBytes(key) { k, klen in
-            withOptionalBytes(value) { v, vlen in
+        // An empty buffer may have a nil base address: pass a non-nil pointer so an empty value stays empty
+        // (not a null tombstone).
+        let err = withNonNullBase(key) { k, klen in
+            withNonNullBase(value) { v, vlen in
                 k8s_rdk_produce(rk, topic, partition ?? k8s_rdk_partition_ua, k, klen, v, vlen, hdrs, opaque)
             }
         }
@@ -156,9 +198,22 @@ package final class KafkaProducer: @unchecked Sendable {
     }
 }
 
-private func withOptionalBytes<R>(_ bytes: [UInt8]?, _ body: (UnsafeRawPointer?, Int) -> R) -> R {
-    guard let bytes else { return body(nil, 0) }
-    return bytes.withUnsafeBytes { body($0.baseAddress, $0.count) }
+private func withOptionalBytes<R>(
+    _ bytes: [UInt8]?, _ body: (UnsafeRawBufferPointer?) throws(KafkaError) -> R
+) throws(KafkaError) -> R {
+    guard let bytes else { return try body(nil) }
+    let result: Result<R, KafkaError> = bytes.withUnsafeBytes { raw in
+        do throws(KafkaError) { return .success(try body(raw)) } catch { return .failure(error) }
+    }
+    return try result.get()
+}
+
+private let emptyByte: UInt8 = 0
+
+private func withNonNullBase<R>(_ buffer: UnsafeRawBufferPointer?, _ body: (UnsafeRawPointer?, Int) -> R) -> R {
+    guard let buffer else { return body(nil, 0) }
+    if let base = buffer.baseAddress { return body(base, buffer.count) }
+    return withUnsafePointer(to: emptyByte) { body(UnsafeRawPointer($0), 0) }
 }
 
 private func producerDeliveryCallback(

@@ -1,4 +1,4 @@
-// A consumed Kafka record copied out of librdkafka, and the header type shared by consumer and producer.
+// Consumed Kafka records (copied out of librdkafka, or borrowed for one callback) and the shared header type.
 
 /// One record header.
 package struct KafkaHeader: Sendable, Equatable {
@@ -37,6 +37,16 @@ package struct KafkaRecord: Sendable {
     package func header(_ name: String) -> [UInt8]? {
         headers.last { $0.name == name }?.value
     }
+}
+
+/// A consumed record borrowed from librdkafka (no copy): key and value are valid only inside the
+/// `KafkaConsumer.pollBatch` callback that receives it.
+package struct ConsumedRecord {
+    package var topic: String
+    package var partition: Int32
+    package var offset: Int64
+    package var key: UnsafeRawBufferPointer?
+    package var value: UnsafeRawBufferPointer?
 }
 
 /// What one consumer poll returns.

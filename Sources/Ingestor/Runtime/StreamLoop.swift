@@ -2,24 +2,6 @@
 import Logging
 import Shared
 
-/// One aggregate waiting in the record cache until the next commit.
-struct PendingAggregate<A> {
-    var aggregate: A
-    var partition: Int32
-    /// The max input offset folded into it (the changelog header).
-    var inputOffset: Int64
-    /// The framed bytes once produced (output + changelog); what the local store gets after the commit.
-    var encoded: [UInt8]?
-}
-
-/// A record key as a dictionary key: hashed in bulk (an `[UInt8]` key would be hashed byte by byte).
-struct KeyBytes: Hashable {
-    let bytes: [UInt8]
-    func hash(into hasher: inout Hasher) {
-        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
-    }
-}
-
 /// The group took partitions away without a revoke (session timed out): their work cannot be committed.
 struct PartitionsLost: Error, CustomStringConvertible {
     var partitions: [Int32]
@@ -49,6 +31,10 @@ struct StreamSettings: Sendable {
     var exactlyOnce: Bool
     var commitIntervalMs: Int
     var cacheMaxEntries: Int
+    /// Bound of the record cache's clean entries (decoded aggregates kept across commits for hot keys).
+    var hotKeys = 32_768
+    /// Records taken from the consumer queue per `rd_kafka_consume_batch_queue`.
+    var pollBatchSize = 1_000
     var autoOffsetReset: AutoOffsetReset
     var consumerProperties: [String: String]
     var producerProperties: [String: String]
@@ -74,8 +60,10 @@ struct StreamSettings: Sendable {
         consumer["partition.assignment.strategy"] = consumer["partition.assignment.strategy"] ?? "cooperative-sticky"
         consumer["statistics.interval.ms"] = consumer["statistics.interval.ms"] ?? "5000"
         // librdkafka prefetches up to 64 MB per consumer by default: bound it for the memory target.
-        consumer["queued.max.messages.kbytes"] = consumer["queued.max.messages.kbytes"] ?? "8192"
-        consumer["queued.min.messages"] = consumer["queued.min.messages"] ?? "20000"
+        // Prefetch deep enough that fetches (one round trip each) overlap processing: with 20k messages per
+        // partition the loop waited for data ~40% of the time on tansu (measured, docs/benchmarks.md).
+        consumer["queued.max.messages.kbytes"] = consumer["queued.max.messages.kbytes"] ?? "16384"
+        consumer["queued.min.messages"] = consumer["queued.min.messages"] ?? "100000"
         consumer["group.id"] = k.applicationId
         consumer["enable.auto.commit"] = "false"
         consumer["enable.auto.offset.store"] = "false"
@@ -140,10 +128,26 @@ final class StreamLoop: RebalanceListener {
     private let restorer: ChangelogRestorer
     private let partitionCount: Int32
     private let dlqPartitions: Int32
+    /// (output, changelog) topic by `StoreKind.rawValue`.
+    private let topics: [(String, String)]
 
     private var tasks: [Int32: PartitionTask] = [:]
-    private var chaserPending: [KeyBytes: PendingAggregate<ChaserAggregate>] = [:]
-    private var billingPending: [KeyBytes: PendingAggregate<BillAggregate>] = [:]
+    /// The record cache: latest aggregate per (partition, key), dirty or already produced.
+    private var chaserCache: [CacheKey: CachedAggregate<ChaserAggregate>] = [:]
+    private var billingCache: [CacheKey: CachedAggregate<BillAggregate>] = [:]
+    /// Keys changed since the last commit produced them.
+    private var chaserDirty: [CacheKey] = []
+    private var billingDirty: [CacheKey] = []
+    /// The epoch collecting work now (the next commit's); `persistedEpoch` is the last one LMDB has.
+    private var epoch: UInt64 = 1
+    private var persistedEpoch: UInt64 = 0
+    /// Values produced for the collecting epoch outside a commit (cacheMaxEntries 0), by store.
+    private var collecting = Array(repeating: StoreWriteBatch(), count: StoreKind.allCases.count)
+    private var collectingPartitions = Set<Int32>()
+    /// The produced commit Kafka has not confirmed yet; consumption goes on meanwhile.
+    private var pending: PendingCommit?
+    /// Metric increments summed per polled batch (one atomic update per batch, not per record).
+    private var counted = (consumed: 0, chasers: 0, aggregations: 0, lastTTL: Int64?.none)
     private var transactionOpen = false
     /// An error raised inside a rebalance callback (C cannot propagate it); rethrown after poll.
     private var callbackError: (any Error)?
@@ -162,6 +166,12 @@ final class StreamLoop: RebalanceListener {
         self.partitionCount = partitionCount
         self.dlqPartitions = dlqPartitions
         self.logger = logger
+        topics = StoreKind.allCases.map { store in
+            (
+                settings.outputTopics[store] ?? store.name,
+                settings.changelogTopics[store] ?? "\(store.name)-changelog"
+            )
+        }
         let tracker = DeliveryTracker(metrics: metrics)
         self.tracker = tracker
         producer = try KafkaProducer(properties: settings.producerProperties) { tracker.delivered($0) }
@@ -206,13 +216,16 @@ final class StreamLoop: RebalanceListener {
                     for p in try restorer.poll(maxEvents: 5_000, timeoutMs: 10) { try activate(p) }
                 }
                 let untilCommit = max(0, (nextCommit - clock.now) / .milliseconds(1))
-                let timeout = Int32(restorer.isIdle ? min(100, untilCommit) : 0)
+                // While a commit is pending, come back soon to notice its completion.
+                let idleWait = pending == nil ? 100 : 2
+                let timeout = Int32(restorer.isIdle ? min(Double(idleWait), untilCommit) : 0)
                 var served = 0
                 var batches = 0
                 while served < 5_000, !cacheFull {
-                    let n = try consumer.pollBatch(max: 500, timeoutMs: batches == 0 ? timeout : 0) { event in
-                        try handle(event)
-                    }
+                    let n = try consumer.pollBatch(
+                        max: settings.pollBatchSize, timeoutMs: batches == 0 ? timeout : 0,
+                        onRecord: { record in try process(record) }, onEvent: { event in try handle(event) })
+                    flushCounters()
                     if let error = callbackError {
                         callbackError = nil
                         throw error
@@ -226,6 +239,7 @@ final class StreamLoop: RebalanceListener {
                     throw error
                 }
                 producer.poll(timeoutMs: 0)
+                if pending != nil { try completePending(wait: false) }
                 if clock.now >= nextCommit || cacheFull {
                     try commit()
                     nextCommit = clock.now + interval
@@ -241,6 +255,7 @@ final class StreamLoop: RebalanceListener {
     func shutdown() {
         do {
             try commit()
+            try completePending(wait: true)
         } catch {
             logger.warning("final commit failed; aborting", metadata: ["error": "\(error)"])
             try? abortAndRewind(because: error)
@@ -260,14 +275,12 @@ final class StreamLoop: RebalanceListener {
     }
 
     private var cacheFull: Bool {
-        settings.cacheMaxEntries > 0 && chaserPending.count + billingPending.count >= settings.cacheMaxEntries
+        settings.cacheMaxEntries > 0 && chaserDirty.count + billingDirty.count >= settings.cacheMaxEntries
     }
 
     private func handle(_ event: ConsumerEvent) throws {
         switch event {
-        case .record(let record):
-            try process(record)
-        case .partitionEOF:
+        case .record, .partitionEOF:
             break
         case .error(let error):
             if error.kind == .fatal { throw consumer?.fatalError ?? error }
@@ -277,7 +290,7 @@ final class StreamLoop: RebalanceListener {
 
     // MARK: processing
 
-    private func process(_ record: KafkaRecord) throws {
+    private func process(_ record: ConsumedRecord) throws {
         guard var task = tasks[record.partition] else { return }
         guard task.active else {
             // Fetched before the pause took effect: drop it and seek back on activation.
@@ -285,7 +298,7 @@ final class StreamLoop: RebalanceListener {
             tasks[record.partition] = task
             return
         }
-        metrics.recordsConsumed.increment()
+        counted.consumed += 1
         if task.firstSeen == nil, task.committed < 0 { task.firstSeen = record.offset }
         task.consumedNext = record.offset + 1
         tasks[record.partition] = task
@@ -296,58 +309,67 @@ final class StreamLoop: RebalanceListener {
         }
         let event: InputEvent
         do {
-            event = try codec.decodeInput(record.value ?? [])
+            event = try codec.decodeInput(record.value ?? UnsafeRawBufferPointer(start: nil, count: 0))
         } catch {
             try deadLetter(record, reason: error.reason, detail: error.detail)
             return
         }
-        let cacheKey = KeyBytes(bytes: key)
+        let cacheKey = CacheKey(partition: record.partition, bytes: key)
+        let offset = record.offset
         switch event {
         case .chaser(let chaser):
-            // Taken out of the cache while updated, so the aggregate's buffers stay uniquely referenced.
-            var entry =
-                chaserPending.removeValue(forKey: cacheKey)
-                ?? PendingAggregate(
-                    aggregate: loadChaser(partition: record.partition, key: key), partition: record.partition,
-                    inputOffset: record.offset, encoded: nil)
-            entry.aggregate = ChaserRules.apply(entry.aggregate, chaser)
-            entry.inputOffset = record.offset
-            entry.partition = record.partition
-            metrics.chaserReceived.increment()
-            metrics.chaserTTL.record(chaser.ttl)
-            if settings.cacheMaxEntries == 0 {
-                let bytes = codec.encode(entry.aggregate)
-                try emit(.chaser, key: key, value: bytes, partition: record.partition, inputOffset: record.offset)
-                entry.encoded = bytes
-            } else {
-                entry.encoded = nil
+            counted.chasers += 1
+            counted.lastTTL = chaser.ttl
+            fold(&chaserCache, &chaserDirty, key: cacheKey, offset: offset) {
+                loadChaser(cacheKey)
+            } apply: { aggregate in
+                aggregate = ChaserRules.apply(aggregate, chaser)
             }
-            chaserPending[cacheKey] = entry
+            if settings.cacheMaxEntries == 0 { try emitNow(.chaser, cacheKey) }
         case .bill, .paymentRequest, .paymentFailed:
-            var entry =
-                billingPending.removeValue(forKey: cacheKey)
-                ?? PendingAggregate(
-                    aggregate: loadBilling(partition: record.partition, key: key), partition: record.partition,
-                    inputOffset: record.offset, encoded: nil)
-            if case .bill = event, entry.aggregate.bill == nil { metrics.billingCustomerBills.increment() }
-            entry.aggregate = BillingRules.apply(entry.aggregate, event)
-            entry.inputOffset = record.offset
-            entry.partition = record.partition
-            metrics.billingAggregations.increment()
-            if settings.cacheMaxEntries == 0 {
-                let bytes = codec.encode(entry.aggregate)
-                try emit(.billing, key: key, value: bytes, partition: record.partition, inputOffset: record.offset)
-                entry.encoded = bytes
-            } else {
-                entry.encoded = nil
+            counted.aggregations += 1
+            var firstBill = false
+            fold(&billingCache, &billingDirty, key: cacheKey, offset: offset) {
+                loadBilling(cacheKey)
+            } apply: { aggregate in
+                if case .bill = event, aggregate.bill == nil { firstBill = true }
+                aggregate = BillingRules.apply(aggregate, event)
             }
-            billingPending[cacheKey] = entry
+            if firstBill { metrics.billingCustomerBills.increment() }
+            if settings.cacheMaxEntries == 0 { try emitNow(.billing, cacheKey) }
         }
     }
 
-    private func loadChaser(partition: Int32, key: [UInt8]) -> ChaserAggregate {
-        let decoded = stores.chaser.writerGet(partition: partition, key: key) { raw in
-            Result { () throws(DecodeFailure) in try codec.decodeChaserAggregate(raw) }
+    /// Folds one event into the cached aggregate of `key` (loaded from LMDB on a miss) and marks it dirty.
+    private func fold<A>(
+        _ cache: inout [CacheKey: CachedAggregate<A>], _ dirty: inout [CacheKey], key: CacheKey, offset: Int64,
+        load: () -> A, apply: (inout A) -> Void
+    ) {
+        func update(_ entry: inout CachedAggregate<A>) {
+            apply(&entry.aggregate)
+            entry.inputOffset = offset
+            if !entry.dirty {
+                entry.dirty = true
+                dirty.append(key)
+            }
+        }
+        update(&cache[key, default: CachedAggregate(aggregate: load(), inputOffset: offset, dirty: false, epoch: 0)])
+    }
+
+    /// Publishes the per-batch metric sums.
+    private func flushCounters() {
+        if counted.consumed > 0 { metrics.recordsConsumed.increment(by: counted.consumed) }
+        if counted.chasers > 0 { metrics.chaserReceived.increment(by: counted.chasers) }
+        if let ttl = counted.lastTTL { metrics.chaserTTL.record(ttl) }
+        if counted.aggregations > 0 { metrics.billingAggregations.increment(by: counted.aggregations) }
+        counted = (0, 0, 0, nil)
+    }
+
+    private func loadChaser(_ key: CacheKey) -> ChaserAggregate {
+        let decoded = key.withBytes { bytes in
+            stores.chaser.writerGet(partition: key.partition, key: bytes) { raw in
+                Result { () throws(DecodeFailure) in try codec.decodeChaserAggregate(raw) }
+            }
         }
         switch decoded {
         case .none: return ChaserAggregate()
@@ -358,9 +380,11 @@ final class StreamLoop: RebalanceListener {
         }
     }
 
-    private func loadBilling(partition: Int32, key: [UInt8]) -> BillAggregate {
-        let decoded = stores.billing.writerGet(partition: partition, key: key) { raw in
-            Result { () throws(DecodeFailure) in try codec.decodeBillAggregate(raw) }
+    private func loadBilling(_ key: CacheKey) -> BillAggregate {
+        let decoded = key.withBytes { bytes in
+            stores.billing.writerGet(partition: key.partition, key: bytes) { raw in
+                Result { () throws(DecodeFailure) in try codec.decodeBillAggregate(raw) }
+            }
         }
         switch decoded {
         case .none: return BillAggregate()
@@ -377,20 +401,59 @@ final class StreamLoop: RebalanceListener {
         transactionOpen = true
     }
 
-    /// Produces an aggregate to its output topic and its changelog (same partition as the input).
-    private func emit(_ store: StoreKind, key: [UInt8], value: [UInt8], partition: Int32, inputOffset: Int64)
-        throws(KafkaError)
-    {
-        try ensureTransaction()
-        try producer.produce(
-            topic: settings.outputTopics[store] ?? store.name, partition: partition, key: key, value: value)
-        try producer.produce(
-            topic: settings.changelogTopics[store] ?? "\(store.name)-changelog", partition: partition, key: key,
-            value: value, headers: [KafkaHeader(ChangelogHeader.inputOffset, ChangelogHeader.encode(inputOffset))],
-            tag: DeliveryTracker.tag(store: store, partition: partition))
+    /// cacheMaxEntries 0: produces the key's aggregate at once (after the pending commit completed, so the
+    /// record belongs to the next transaction and its delivery to the next checkpoint).
+    private func emitNow(_ store: StoreKind, _ key: CacheKey) throws {
+        try completePending(wait: true)
+        try produceCached(store, key)
     }
 
-    private func deadLetter(_ record: KafkaRecord, reason: String, detail: String) throws(KafkaError) {
+    /// Encodes and produces a dirty cached aggregate; its bytes join the collecting epoch's store batch.
+    private func produceCached(_ store: StoreKind, _ key: CacheKey) throws {
+        let bytes: [UInt8]
+        let offset: Int64
+        switch store {
+        case .chaser:
+            guard let i = chaserCache.index(forKey: key), chaserCache.values[i].dirty else { return }
+            bytes = codec.encode(chaserCache.values[i].aggregate)
+            offset = chaserCache.values[i].inputOffset
+            chaserCache.values[i].dirty = false
+            chaserCache.values[i].epoch = epoch
+        case .billing:
+            guard let i = billingCache.index(forKey: key), billingCache.values[i].dirty else { return }
+            bytes = codec.encode(billingCache.values[i].aggregate)
+            offset = billingCache.values[i].inputOffset
+            billingCache.values[i].dirty = false
+            billingCache.values[i].epoch = epoch
+        }
+        let keyBytes = key.bytes
+        try emit(store, key: keyBytes, value: bytes, partition: key.partition, inputOffset: offset)
+        collecting[store.rawValue].put(partition: key.partition, key: keyBytes, value: bytes)
+        collectingPartitions.insert(key.partition)
+    }
+
+    /// Produces an aggregate to its output topic and its changelog (same partition as the input).
+    private func emit(_ store: StoreKind, key: [UInt8], value: [UInt8], partition: Int32, inputOffset: Int64)
+        throws
+    {
+        try ensureTransaction()
+        let (output, changelog) = topics[store.rawValue]
+        var digits = DecimalDigits(inputOffset)
+        try key.withUnsafeBytes { k in
+            try value.withUnsafeBytes { v in
+                try producer.produce(topic: output, partition: partition, key: k, value: v)
+                try digits.withBytes { (header) throws(KafkaError) in
+                    try producer.produce(
+                        topic: changelog, partition: partition, key: k, value: v,
+                        headerName: ChangelogHeader.inputOffset, headerValue: header,
+                        tag: DeliveryTracker.tag(store: store, partition: partition))
+                }
+            }
+        }
+    }
+
+    private func deadLetter(_ record: ConsumedRecord, reason: String, detail: String) throws {
+        try completePending(wait: true)
         try ensureTransaction()
         let headers = [
             KafkaHeader("k8s-micro-dlq-reason", reason),
@@ -414,51 +477,62 @@ final class StreamLoop: RebalanceListener {
 
     // MARK: commit
 
-    /// Emits the record cache, commits (transaction or offsets), then writes values + checkpoints locally.
+    /// Produces the record cache's dirty aggregates and hands the epoch to Kafka: under exactly_once_v2 the
+    /// offsets join the transaction, whose commit follows once every record is delivered; under
+    /// at_least_once the offsets are committed once every record is acknowledged. Consumption goes on
+    /// meanwhile (into the cache, producing nothing); `completePending` finishes the epoch and only then writes
+    /// values + checkpoints locally, so the local store is never ahead of the committed offsets.
     private func commit() throws {
+        try completePending(wait: true)
         var offsets: [TopicPartition: Int64] = [:]
         for (p, task) in tasks where task.active {
             if let next = task.consumedNext, next != task.committed {
                 offsets[TopicPartition(settings.inputTopic, p)] = next
             }
         }
-        guard !offsets.isEmpty || !chaserPending.isEmpty || !billingPending.isEmpty || transactionOpen else {
+        guard
+            !offsets.isEmpty || !chaserDirty.isEmpty || !billingDirty.isEmpty || !collectingPartitions.isEmpty
+                || transactionOpen
+        else {
             return
         }
         let started = clock.now
-        // Walk by index and mutate values in place (iterating a copy would copy the whole dictionary).
-        var ci = chaserPending.startIndex
-        while ci != chaserPending.endIndex {
-            let (key, entry) = chaserPending[ci]
-            if entry.encoded == nil {
-                let bytes = codec.encode(entry.aggregate)
-                try emit(
-                    .chaser, key: key.bytes, value: bytes, partition: entry.partition, inputOffset: entry.inputOffset)
-                chaserPending.values[ci].encoded = bytes
-            }
-            ci = chaserPending.index(after: ci)
-        }
-        var bi = billingPending.startIndex
-        while bi != billingPending.endIndex {
-            let (key, entry) = billingPending[bi]
-            if entry.encoded == nil {
-                let bytes = codec.encode(entry.aggregate)
-                try emit(
-                    .billing, key: key.bytes, value: bytes, partition: entry.partition, inputOffset: entry.inputOffset)
-                billingPending.values[bi].encoded = bytes
-            }
-            bi = billingPending.index(after: bi)
-        }
-        if settings.exactlyOnce {
+        for key in chaserDirty { try produceCached(.chaser, key) }
+        chaserDirty.removeAll(keepingCapacity: true)
+        for key in billingDirty { try produceCached(.billing, key) }
+        billingDirty.removeAll(keepingCapacity: true)
+        if settings.exactlyOnce, !offsets.isEmpty {
             guard let consumer else { return }
             try ensureTransaction()
             try retrying("send_offsets_to_transaction") { () throws(KafkaError) in
                 try producer.sendOffsetsToTransaction(offsets, consumer: consumer, timeoutMs: 30_000)
             }
-            try retrying("commit_transaction") { () throws(KafkaError) in
-                try producer.commitTransaction(timeoutMs: 60_000)
+        }
+        pending = PendingCommit(
+            epoch: epoch, offsets: offsets, batches: collecting,
+            partitions: collectingPartitions.union(offsets.keys.map(\.partition)), started: started)
+        epoch += 1
+        for i in collecting.indices { collecting[i] = StoreWriteBatch() }
+        collectingPartitions.removeAll(keepingCapacity: true)
+        producer.poll(timeoutMs: 0)
+    }
+
+    /// Finishes the pending commit if Kafka has all its records (or, with `wait`, once it has): commits the
+    /// transaction or the offsets, then writes values + checkpoints to LMDB. Throws abortable errors for
+    /// `abortAndRewind`.
+    private func completePending(wait: Bool) throws {
+        guard let work = pending else { return }
+        if !wait {
+            producer.poll(timeoutMs: 0)
+            if producer.outstanding > 0, tracker.failure == nil { return }
+        }
+        if settings.exactlyOnce {
+            if transactionOpen {
+                try retrying("commit_transaction") { () throws(KafkaError) in
+                    try producer.commitTransaction(timeoutMs: 60_000)
+                }
+                transactionOpen = false
             }
-            transactionOpen = false
             producer.poll(timeoutMs: 0)
         } else {
             try retrying("flush") { () throws(KafkaError) in try producer.flush(timeoutMs: 30_000) }
@@ -468,28 +542,22 @@ final class StreamLoop: RebalanceListener {
                     operation: failure.operation)
             }
             do {
-                try consumer?.commit(offsets)
+                try consumer?.commit(work.offsets)
             } catch {
                 throw KafkaError(
                     code: error.code, name: error.name, message: error.message, kind: .abortable,
                     operation: error.operation)
             }
         }
-        // Kafka has the work: now the local store may follow (never ahead of the committed offsets).
-        var touched = Set(offsets.keys.map(\.partition))
-        for (tp, next) in offsets { tasks[tp.partition]?.committed = next }
-        var batches = Array(repeating: StoreWriteBatch(), count: StoreKind.allCases.count)
-        for (key, entry) in chaserPending {
-            guard let bytes = entry.encoded else { continue }
-            batches[StoreKind.chaser.rawValue].put(partition: entry.partition, key: key.bytes, value: bytes)
-            touched.insert(entry.partition)
-        }
-        for (key, entry) in billingPending {
-            guard let bytes = entry.encoded else { continue }
-            batches[StoreKind.billing.rawValue].put(partition: entry.partition, key: key.bytes, value: bytes)
-            touched.insert(entry.partition)
-        }
-        for p in touched {
+        pending = nil
+        try persist(work)
+    }
+
+    /// Kafka has the epoch: the local store may follow (values and checkpoints, one LMDB txn per store).
+    private func persist(_ work: PendingCommit) throws {
+        for (tp, next) in work.offsets { tasks[tp.partition]?.committed = next }
+        var batches = work.batches
+        for p in work.partitions {
             guard var task = tasks[p] else { continue }
             for kind in StoreKind.allCases {
                 var checkpoint = task.checkpoints[kind.rawValue] ?? Checkpoint(inputOffset: 0, changelogOffset: 0)
@@ -498,16 +566,31 @@ final class StreamLoop: RebalanceListener {
                 task.checkpoints[kind.rawValue] = checkpoint
                 batches[kind.rawValue].checkpoints[p] = checkpoint
             }
-            task.consumedNext = nil
             tasks[p] = task
         }
         for kind in StoreKind.allCases { try stores[kind].write(batches[kind.rawValue]) }
-        chaserPending.removeAll(keepingCapacity: true)
-        billingPending.removeAll(keepingCapacity: true)
+        persistedEpoch = work.epoch
         tracker.reset()
+        evictIfNeeded()
         metrics.commits.increment()
-        metrics.commitLatency.recordNanoseconds(
-            Int64((clock.now - started) / .nanoseconds(1)))
+        metrics.commitLatency.recordNanoseconds(Int64((clock.now - work.started) / .nanoseconds(1)))
+    }
+
+    /// Keeps the record cache bounded: drops clean entries LMDB already has once it outgrows `hotKeys`.
+    private func evictIfNeeded() {
+        guard chaserCache.count + billingCache.count > settings.hotKeys else { return }
+        let persisted = persistedEpoch
+        chaserCache = chaserCache.filter { $0.value.dirty || $0.value.epoch > persisted }
+        billingCache = billingCache.filter { $0.value.dirty || $0.value.epoch > persisted }
+    }
+
+    /// Forgets cached aggregates of partitions leaving this member (another member may change them).
+    private func dropCached(partitions: Set<Int32>) {
+        guard !partitions.isEmpty else { return }
+        chaserCache = chaserCache.filter { !partitions.contains($0.key.partition) }
+        billingCache = billingCache.filter { !partitions.contains($0.key.partition) }
+        chaserDirty.removeAll { partitions.contains($0.partition) }
+        billingDirty.removeAll { partitions.contains($0.partition) }
     }
 
     /// Retries `body` while it fails with a retriable error (a few times), rethrowing anything else.
@@ -543,8 +626,13 @@ final class StreamLoop: RebalanceListener {
             }
             transactionOpen = false
         }
-        chaserPending.removeAll()
-        billingPending.removeAll()
+        pending = nil
+        chaserCache.removeAll()
+        billingCache.removeAll()
+        chaserDirty.removeAll()
+        billingDirty.removeAll()
+        for i in collecting.indices { collecting[i] = StoreWriteBatch() }
+        collectingPartitions.removeAll()
         tracker.reset()
         var seeks: [TopicPartition: Int64] = [:]
         for (p, var task) in tasks where task.active {
@@ -616,6 +704,7 @@ final class StreamLoop: RebalanceListener {
             } else {
                 do {
                     try commit()
+                    try completePending(wait: true)
                 } catch let error as KafkaError where error.kind == .abortable || error.kind == .retriable {
                     try abortAndRewind(because: error)
                 }
@@ -623,6 +712,7 @@ final class StreamLoop: RebalanceListener {
         } catch {
             callbackError = error
         }
+        dropCached(partitions: Set(mine))
         for p in mine {
             tasks.removeValue(forKey: p)
             restorer.cancel(partition: p)

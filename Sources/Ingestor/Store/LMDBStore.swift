@@ -178,6 +178,13 @@ package final class LMDBStore: @unchecked Sendable {
     /// Reads the committed value of a key on the writer's reusable snapshot (stream thread only).
     /// The snapshot is refreshed by the next `write`.
     package func writerGet<R>(partition: Int32, key: [UInt8], _ body: (UnsafeRawBufferPointer) -> R) -> R? {
+        key.withUnsafeBytes { writerGet(partition: partition, key: $0, body) }
+    }
+
+    /// `writerGet` with a borrowed key (no copy).
+    package func writerGet<R>(
+        partition: Int32, key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> R
+    ) -> R? {
         guard let dbi = dbis.withLock({ $0[partition] }) else { return nil }
         if !writerTxnActive {
             if let txn = writerTxn {
@@ -209,13 +216,17 @@ package final class LMDBStore: @unchecked Sendable {
     private static func get<R>(
         _ txn: OpaquePointer?, _ dbi: MDB_dbi, _ key: [UInt8], _ body: (UnsafeRawBufferPointer) -> R
     ) -> R? {
-        var key = key
-        return key.withUnsafeMutableBytes { k -> R? in
-            var mk = MDB_val(mv_size: k.count, mv_data: k.baseAddress)
-            var mv = MDB_val()
-            guard mdb_get(txn, dbi, &mk, &mv) == 0 else { return nil }
-            return body(UnsafeRawBufferPointer(start: mv.mv_data, count: mv.mv_size))
-        }
+        key.withUnsafeBytes { get(txn, dbi, $0, body) }
+    }
+
+    /// mdb_get never writes through the key pointer (MDB_val is only non-const for the API's sake).
+    private static func get<R>(
+        _ txn: OpaquePointer?, _ dbi: MDB_dbi, _ key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> R
+    ) -> R? {
+        var mk = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+        var mv = MDB_val()
+        guard mdb_get(txn, dbi, &mk, &mv) == 0 else { return nil }
+        return body(UnsafeRawBufferPointer(start: mv.mv_data, count: mv.mv_size))
     }
 
     /// Runs `body` inside a read-only transaction (any thread). Returns nil if LMDB refuses one.

@@ -1,0 +1,101 @@
+// Record-cache value types of the stream loop: allocation-free cache keys, cached aggregates, pending commits.
+
+/// A record key and its input partition as a dictionary key. Keys up to 32 bytes are stored inline, so
+/// looking a record up costs no allocation; longer keys spill to an array.
+struct CacheKey: Hashable {
+    static let inlineCapacity = 32
+
+    let partition: Int32
+    let count: Int32
+    private var w0: UInt64 = 0
+    private var w1: UInt64 = 0
+    private var w2: UInt64 = 0
+    private var w3: UInt64 = 0
+    private var spill: [UInt8]?
+
+    init(partition: Int32, bytes: UnsafeRawBufferPointer) {
+        self.partition = partition
+        count = Int32(truncatingIfNeeded: bytes.count)
+        guard bytes.count <= Self.inlineCapacity else {
+            spill = Array(bytes)
+            return
+        }
+        var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &words) { dst in
+            if let base = bytes.baseAddress, !bytes.isEmpty {
+                dst.baseAddress?.copyMemory(from: base, byteCount: bytes.count)
+            }
+        }
+        (w0, w1, w2, w3) = words
+    }
+
+    init(partition: Int32, bytes: [UInt8]) {
+        self = bytes.withUnsafeBytes { CacheKey(partition: partition, bytes: $0) }
+    }
+
+    /// Runs `body` over the key bytes.
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        if let spill { return try spill.withUnsafeBytes(body) }
+        var words = (w0, w1, w2, w3)
+        let n = Int(count)
+        return try withUnsafeBytes(of: &words) { try body(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+    }
+
+    /// The key bytes as an array (once per produced aggregate, not per record).
+    var bytes: [UInt8] { withBytes { Array($0) } }
+}
+
+/// One key's aggregate in the record cache: the latest value (possibly not yet committed). Entries stay
+/// across commits, so a hot key is not read and decoded from LMDB again; clean entries already in LMDB are
+/// evicted when the cache outgrows its bound.
+struct CachedAggregate<A> {
+    var aggregate: A
+    /// The max input offset folded into it (the changelog header).
+    var inputOffset: Int64
+    /// Changed since it was last produced (listed in the loop's dirty keys).
+    var dirty: Bool
+    /// The commit epoch that last produced it; evictable once LMDB has that epoch.
+    var epoch: UInt64
+}
+
+/// Work produced for one commit, waiting for Kafka to take it (all deliveries acknowledged, then the
+/// transaction or offset commit) before the local store follows.
+struct PendingCommit {
+    var epoch: UInt64
+    var offsets: [TopicPartition: Int64]
+    /// Values per store (`StoreKind.rawValue`), written with the checkpoints once Kafka committed.
+    var batches: [StoreWriteBatch]
+    /// Partitions whose checkpoints advance.
+    var partitions: Set<Int32>
+    var started: ContinuousClock.Instant
+}
+
+/// An Int64 as decimal ASCII in a stack buffer (the changelog header's text, without a String per record).
+struct DecimalDigits {
+    private var buffer: (UInt64, UInt64, UInt64) = (0, 0, 0)
+    private var start = 24
+
+    init(_ value: Int64) {
+        var magnitude = value.magnitude
+        withUnsafeMutableBytes(of: &buffer) { raw in
+            var i = 24
+            repeat {
+                i -= 1
+                raw[i] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            if value < 0 {
+                i -= 1
+                raw[i] = UInt8(ascii: "-")
+            }
+            start = i
+        }
+    }
+
+    mutating func withBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        let from = start
+        return try withUnsafeBytes(of: &buffer) { (raw) throws(E) -> R in
+            try body(UnsafeRawBufferPointer(rebasing: raw[from..<24]))
+        }
+    }
+}
