@@ -34,6 +34,7 @@ let package = Package(
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
 
         .plugin(name: "BuildInfoPlugin", capability: .buildTool()),
+        .plugin(name: "EmbedOpenAPIPlugin", capability: .buildTool()),
 
         .target(
             name: "Shared",
@@ -70,7 +71,8 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            swiftSettings: strict
+            swiftSettings: strict,
+            plugins: ["EmbedOpenAPIPlugin"]
         ),
 
         .testTarget(name: "SharedTests", dependencies: ["Shared"], swiftSettings: strict),
