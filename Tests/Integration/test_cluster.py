@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import requests
 
+import socket_frames
 from conftest import ROOT, wait_until
 
 HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
@@ -45,18 +46,8 @@ def _port_free_on_all(hosts: list[str]) -> int:
 
 def routing_table(path: str) -> tuple[str, dict[int, str]]:
     """The ingestor's routing table over its socket (op 6): (local endpoint, partition → endpoint)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(3)
-        s.connect(path)
-        s.sendall(struct.pack(">IBBIBB", 8, 1, 0, 1, 6, 0))
-        buf = b""
-        while len(buf) < 4 or len(buf) < 4 + struct.unpack(">I", buf[:4])[0]:
-            chunk = s.recv(65536)
-            if not chunk:
-                raise ConnectionError("socket closed")
-            buf += chunk
-    assert buf[11] == 0, f"routingTable status {buf[11]}"
-    body = buf[12:]
+    status, body = socket_frames.call(path, socket_frames.ROUTING_TABLE, timeout=3)
+    assert status == 0, f"routingTable status {status}"
     i = 12  # epoch u64, partitionCount i32
     n = struct.unpack(">I", body[i : i + 4])[0]
     local = body[i + 4 : i + 4 + n].decode()

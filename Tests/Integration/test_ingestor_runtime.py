@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+import socket_frames
 from conftest import ROOT, wait_until
 
 CHASER = "com.polecatworks.chaser.Chaser"
@@ -36,24 +37,8 @@ class SocketError(Exception):
         self.message = message
 
 
-def _string(s: str) -> bytes:
-    b = s.encode()
-    return struct.pack(">I", len(b)) + b
-
-
 def _call(path: str, op: int, body: bytes = b"", timeout: float = 5) -> bytes:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(path)
-        s.sendall(struct.pack(">IBBIBB", 8 + len(body), 1, 0, 7, op, 0) + body)
-        buf = b""
-        while len(buf) < 4 or len(buf) < 4 + struct.unpack(">I", buf[:4])[0]:
-            chunk = s.recv(65536)
-            if not chunk:
-                raise ConnectionError("socket closed")
-            buf += chunk
-    _, _, _, _, _, status = struct.unpack(">IBBIBB", buf[:12])
-    rest = buf[12:]
+    status, rest = socket_frames.call(path, op, body, timeout)
     if status != 0:
         n = struct.unpack(">I", rest[:4])[0]
         raise SocketError(status, rest[4 : 4 + n].decode(errors="replace"))
@@ -63,7 +48,7 @@ def _call(path: str, op: int, body: bytes = b"", timeout: float = 5) -> bytes:
 def socket_get(path: str, store: str, key: str) -> dict | None:
     """The aggregate as parsed JSON; None when not found (raises SocketError for notReady and the like)."""
     try:
-        rest = _call(path, 3, _string(store) + _string(key))
+        rest = _call(path, 3, socket_frames.string(store) + socket_frames.string(key))
     except SocketError as e:
         if e.status == 1:
             return None
