@@ -93,13 +93,15 @@ class Broker:
         self.proc.wait(10)
 
 
-def write_config(workdir: Path, port: int, guarantee: str, commit_interval: int = 100) -> Path:
+def write_config(workdir: Path, port: int, guarantee: str, commit_interval: int = 100,
+                 extra_properties: dict[str, str] | None = None) -> Path:
     cfg = workdir / "config.yaml"
     cfg.write_text(json.dumps({
         "log": {"level": "warning"},
         "kafka": {"bootstrapServers": f"127.0.0.1:{port}", "processingGuarantee": guarantee,
                   "commitInterval": commit_interval,
-                  "properties": {"session.timeout.ms": "6000", "heartbeat.interval.ms": "1000"}},
+                  "properties": {"session.timeout.ms": "6000", "heartbeat.interval.ms": "1000",
+                                 **(extra_properties or {})}},
         "ingestor": {"socket": str(workdir / "ingestor.sock"), "stateDir": str(workdir / "state"),
                      "schemaDir": str(ROOT / "schemas")},
     }))
@@ -112,7 +114,8 @@ def run(args, guarantee: str | None) -> None:
     try:
         subprocess.run(["tansu", "topic", "create", "--broker", f"tcp://127.0.0.1:{broker.port}", "--partitions",
                         str(args.partitions), "input"], check=True, capture_output=True)
-        cfg = write_config(workdir, broker.port, guarantee or "at_least_once", args.commit_interval)
+        extra = dict(p.split("=", 1) for p in args.property)
+        cfg = write_config(workdir, broker.port, guarantee or "at_least_once", args.commit_interval, extra)
         t0 = time.monotonic()
         subprocess.run([args.bin, "generate", "--config", str(cfg), "--total", str(args.events), "--rate", "0",
                         "--keys", str(args.keys), "--seed", "1"], check=True, capture_output=True)
@@ -168,6 +171,8 @@ def main() -> int:
     p.add_argument("--only", choices=["ceiling", "at_least_once", "exactly_once_v2"])
     p.add_argument("--keep", action="store_true")
     p.add_argument("--commit-interval", type=int, default=100, help="kafka.commitInterval in ms")
+    p.add_argument("--property", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra kafka.properties entry (repeatable), e.g. queued.max.messages.kbytes=2048")
     args = p.parse_args()
     for g in [None, "at_least_once", "exactly_once_v2"]:
         if args.only and (g or "ceiling") != args.only:
