@@ -62,21 +62,8 @@ package final class KafkaProducer: @unchecked Sendable {
         topic: String, partition: Int32? = nil, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
         headers: [KafkaHeader] = [], tag: UInt = 0
     ) throws(KafkaError) {
-        while true {
-            let err = produceOnce(
-                topic: topic, partition: partition, key: key, value: value, headers: headers, tag: tag)
-            if err == RD_KAFKA_RESP_ERR_NO_ERROR { return }
-            if err == RD_KAFKA_RESP_ERR__QUEUE_FULL {
-                rd_kafka_poll(rk, 10)
-                continue
-            }
-            var kind = KafkaError.Kind.other
-            if err == RD_KAFKA_RESP_ERR__FATAL {
-                kind = .fatal
-            } else if err == RD_KAFKA_RESP_ERR__STATE || err == RD_KAFKA_RESP_ERR__FENCED {
-                kind = .abortable
-            }
-            throw KafkaError(code: err, operation: "produce \(topic)", kind: kind)
+        try enqueue(topic: topic) {
+            produceOnce(topic: topic, partition: partition, key: key, value: value, headers: headers, tag: tag)
         }
     }
 
@@ -85,10 +72,18 @@ package final class KafkaProducer: @unchecked Sendable {
         topic: String, partition: Int32?, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
         headerName: String, headerValue: UnsafeRawBufferPointer, tag: UInt = 0
     ) throws(KafkaError) {
-        while true {
-            let err = produceOnce(
+        try enqueue(topic: topic) {
+            produceOnce(
                 topic: topic, partition: partition, key: key, value: value, headers: [],
                 single: (headerName, headerValue), tag: tag)
+        }
+    }
+
+    /// Runs one produce attempt until librdkafka takes the record: a full local queue is waited out by polling
+    /// (back-pressure never drops a record); any other error is classified as librdkafka documents it.
+    private func enqueue(topic: String, _ attempt: () -> rd_kafka_resp_err_t) throws(KafkaError) {
+        while true {
+            let err = attempt()
             if err == RD_KAFKA_RESP_ERR_NO_ERROR { return }
             if err == RD_KAFKA_RESP_ERR__QUEUE_FULL {
                 rd_kafka_poll(rk, 10)
