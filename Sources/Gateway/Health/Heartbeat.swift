@@ -1,6 +1,7 @@
 // Liveness of the loop: a uv timer stamps a monotonic time; a watchdog thread flags long stalls.
 import Glibc
 import Logging
+import Shared
 import Synchronization
 
 /// Shared between the loop thread (stamps) and the watchdog thread (checks). Thread-safe (atomics).
@@ -36,7 +37,7 @@ final class Heartbeat: Sendable {
     /// Starts the watchdog thread: once a second, logs when the loop's beat went stale.
     func startWatchdog(logger: Logger) {
         watchdogNs.store(MonotonicClock.nanoseconds(), ordering: .relaxed)
-        _ = LoopThread.spawn(name: "gw-watchdog") { [self] in
+        _ = OSThread.spawn(name: "gw-watchdog") { [self] in
             var stale = false
             while true {
                 sleep(1)

@@ -20,7 +20,7 @@ struct GatewayService: Service {
         try await withGracefulShutdownHandler {
             try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { (ended: CheckedContinuation<Void, any Error>) in
-                    let spawned = LoopThread.spawn(name: "gw-loop") {
+                    let spawned = OSThread.spawn(name: "gw-loop") {
                         let app: GatewayApp
                         do {
                             app = try GatewayApp(config: config, control: control, heartbeat: heartbeat)
