@@ -3,6 +3,7 @@ import ArgumentParser
 import Logging
 import ServiceLifecycle
 import Shared
+import SharedCLI
 
 #if canImport(Glibc)
     import Glibc
@@ -51,7 +52,10 @@ struct RunCommand: AsyncParsableCommand {
 
         let hooks = LifecycleHooks()
         hooks.onStartup("socket") { try server.start() }
-        hooks.onStartup("routing") { _ = routing.start() }
+        hooks.onStartup("routing") {
+            // Without it peers never learn this pod owns anything: fail start-up rather than serve half a cluster.
+            guard routing.start() else { throw KafkaError(config: "cannot start the routing thread") }
+        }
         // Reverse order at shutdown: the stream thread has already committed and left the group.
         hooks.onShutdown("socket") {
             server.stop()
