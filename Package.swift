@@ -14,14 +14,13 @@ let package = Package(
         .executable(name: "k8s-micro-ingestor", targets: ["Ingestor"]),
         .executable(name: "k8s-micro-gateway", targets: ["Gateway"]),
         .library(name: "Shared", targets: ["Shared"]),
+        .library(name: "SharedCLI", targets: ["SharedCLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
-        // No default traits: the JSON trait links full Foundation (JSONSerialization) and ICU.
-        .package(url: "https://github.com/apple/swift-configuration", from: "1.0.0", traits: []),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
@@ -36,25 +35,35 @@ let package = Package(
         .plugin(name: "BuildInfoPlugin", capability: .buildTool()),
         .plugin(name: "EmbedOpenAPIPlugin", capability: .buildTool()),
 
+        // What both processes need, and all the gateway links: no Foundation, ArgumentParser or
+        // service-lifecycle here (each costs the gateway binary megabytes; docs/footprint.md).
         .target(
             name: "Shared",
             dependencies: [
                 "CYAML",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "Configuration", package: "swift-configuration"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict,
             plugins: ["BuildInfoPlugin"]
         ),
+        // The ingestor's command-line side: ArgumentParser options and service-lifecycle around Shared.
+        .target(
+            name: "SharedCLI",
+            dependencies: [
+                "Shared",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "Ingestor",
             dependencies: [
-                "Shared", "CRdKafka", "CAvro", "CLMDB",
+                "Shared", "SharedCLI", "CRdKafka", "CAvro", "CLMDB",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -65,17 +74,21 @@ let package = Package(
         .executableTarget(
             name: "Gateway",
             dependencies: [
+                // Deliberately small: no SharedCLI (ArgumentParser, service-lifecycle), no swift-metrics'
+                // Metrics module (it imports FoundationEssentials). docs/footprint.md has the figures.
                 "Shared", "CUV", "CHTTPParser",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             swiftSettings: strict,
             plugins: ["EmbedOpenAPIPlugin"]
         ),
 
-        .testTarget(name: "SharedTests", dependencies: ["Shared"], swiftSettings: strict),
+        .testTarget(
+            name: "SharedTests",
+            dependencies: ["Shared", "SharedCLI", .product(name: "Metrics", package: "swift-metrics")],
+            swiftSettings: strict
+        ),
         .testTarget(name: "IngestorTests", dependencies: ["Ingestor", "Shared"], swiftSettings: strict),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway", "Shared"], swiftSettings: strict),
     ]

@@ -1,5 +1,6 @@
 // Command-line options every process shares: where the config comes from and how to show it.
 public import ArgumentParser
+public import Shared
 
 public struct ConfigOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "YAML config file (both processes share one).")
@@ -15,4 +16,22 @@ public struct ConfigOptions: ParsableArguments, Sendable {
     public var printConfig = false
 
     public init() {}
+}
+
+extension ConfigOptions {
+    /// The same options as plain values (what the config loader reads).
+    public var sources: ConfigSources {
+        ConfigSources(config: config, secrets: secrets, overrides: overrides, printConfig: printConfig)
+    }
+}
+
+extension ConfigLoader {
+    public static func load(options: ConfigOptions) throws -> AppConfig {
+        try load(sources: options.sources)
+    }
+
+    /// Loads and validates; throws `ConfigValidationError` listing every bad key with its path.
+    public static func loadWithSecrets(options: ConfigOptions, environment: [String: String]) throws -> LoadedConfig {
+        try loadWithSecrets(sources: options.sources, environment: environment)
+    }
 }

@@ -1,4 +1,5 @@
 // Config precedence, secrets, all-errors validation and redaction (SPEC §9).
+import SharedCLI
 import Testing
 
 @testable import Shared

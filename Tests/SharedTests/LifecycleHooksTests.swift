@@ -1,5 +1,6 @@
 // Start-up hooks run in order, shutdown hooks in reverse, and a failing shutdown hook does not stop the rest.
 import Logging
+import SharedCLI
 import Synchronization
 import Testing
 

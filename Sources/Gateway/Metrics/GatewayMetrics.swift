@@ -1,5 +1,5 @@
 // The gateway's swift-metrics instruments (requests by route/status, latency, connections, errors).
-import Metrics
+import CoreMetrics
 
 /// Handles are created once per label set and cached. Bound to the loop thread (no locks).
 final class GatewayMetrics {
@@ -10,7 +10,7 @@ final class GatewayMetrics {
     }
 
     private var requestCounters: [RequestKey: Counter] = [:]
-    private var latencyTimers: [String: Metrics.Timer] = [:]
+    private var latencyTimers: [String: CoreMetrics.Timer] = [:]
     private var errorCounters: [String: Counter] = [:]
     private var openGauges: [String: Gauge] = [:]
     private var openCounts: [String: Int] = [:]
@@ -35,11 +35,11 @@ final class GatewayMetrics {
             requestCounters[key] = counter
         }
         counter.increment()
-        let timer: Metrics.Timer
+        let timer: CoreMetrics.Timer
         if let existing = latencyTimers[route] {
             timer = existing
         } else {
-            timer = Metrics.Timer(label: "http_request_duration_seconds", dimensions: [("route", route)])
+            timer = CoreMetrics.Timer(label: "http_request_duration_seconds", dimensions: [("route", route)])
             latencyTimers[route] = timer
         }
         timer.recordNanoseconds(Int64(clamping: nanoseconds))

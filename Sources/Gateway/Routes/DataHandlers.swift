@@ -226,7 +226,7 @@ final class DataHandlers {
     }
 
     func publish(_ r: RouteRequest, _ responder: Responder) {
-        if let type = r.request.headers.first("content-type"), !type.lowercased().contains("json") {
+        if let type = r.request.headers.first("content-type"), !type.lowercased().containsText("json") {
             responder.send(.error(415, "unsupported-media-type", "POST /events takes application/json"))
             return
         }

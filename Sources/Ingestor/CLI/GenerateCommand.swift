@@ -3,6 +3,7 @@ import ArgumentParser
 import FoundationEssentials
 import Logging
 import Shared
+import SharedCLI
 import Synchronization
 
 #if canImport(Glibc)

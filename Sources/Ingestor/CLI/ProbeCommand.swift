@@ -1,6 +1,7 @@
 // `k8s-micro-ingestor probe alive|ready`: asks the ingestor's socket for its health (exit 0 or 1).
 import ArgumentParser
 import Shared
+import SharedCLI
 
 #if canImport(Glibc)
     import Glibc

@@ -1,11 +1,5 @@
 // Builds AppConfig from defaults < YAML file < environment < --set flags, then applies secrets and validates.
-import Configuration
-
-#if canImport(FoundationEssentials)
-    import FoundationEssentials
-#else
-    import Foundation
-#endif
+// No Foundation and no swift-configuration: the gateway links this, and both cost it megabytes (docs/footprint.md).
 
 /// The effective config plus which keys hold secret material (for redaction).
 public struct LoadedConfig: Sendable {
@@ -18,33 +12,37 @@ public enum ConfigLoader {
     /// Environment prefix of librdkafka pass-through properties: KAFKA_PROPERTIES_SESSION_TIMEOUT_MS.
     static let propertiesEnvPrefix = "KAFKA_PROPERTIES_"
 
-    public static func load(options: ConfigOptions) throws -> AppConfig {
-        try loadWithSecrets(options: options, environment: ProcessInfo.processInfo.environment).config
+    public static func load(sources: ConfigSources) throws -> AppConfig {
+        try loadWithSecrets(sources: sources, environment: ProcessEnvironment.variables()).config
     }
 
     /// Loads and validates; throws `ConfigValidationError` listing every bad key with its path.
-    public static func loadWithSecrets(options: ConfigOptions, environment: [String: String]) throws -> LoadedConfig {
+    public static func loadWithSecrets(sources options: ConfigSources, environment: [String: String]) throws
+        -> LoadedConfig
+    {
         var issues: [ConfigIssue] = []
 
         var fileValues: [String: String] = [:]
         var properties: [String: String] = [:]
         if let path = options.config {
-            do {
-                let text = try String(contentsOfFile: path, encoding: .utf8)
-                let parsed = try YAMLConfigFile.flatten(text)
-                fileValues = parsed.values
-                properties = parsed.properties
-                issues += parsed.issues
-            } catch let error as YAMLConfigFile.ParseError {
-                issues.append(ConfigIssue(path: path, message: error.message))
-            } catch {
+            switch TextFile.read(path) {
+            case .failure(let error):
                 issues.append(ConfigIssue(path: path, message: "cannot read config file: \(error)"))
+            case .success(let text):
+                do {
+                    let parsed = try YAMLConfigFile.flatten(text)
+                    fileValues = parsed.values
+                    properties = parsed.properties
+                    issues += parsed.issues
+                } catch {
+                    issues.append(ConfigIssue(path: path, message: error.message))
+                }
             }
         }
 
         // Environment: each key by swift-configuration's naming (kafka.bootstrapServers → KAFKA_BOOTSTRAP_SERVERS).
         for (name, value) in environment where name.hasPrefix(propertiesEnvPrefix) {
-            let key = name.dropFirst(propertiesEnvPrefix.count).lowercased().replacing("_", with: ".")
+            let key = String(name.dropFirst(propertiesEnvPrefix.count).lowercased().map { $0 == "_" ? "." : $0 })
             if !key.isEmpty { properties[key] = value }
         }
 
@@ -65,17 +63,15 @@ public enum ConfigLoader {
             }
         }
 
-        let reader = ConfigReader(providers: [
-            InMemoryProvider(name: "--set", values: inMemoryValues(setValues)),
-            EnvironmentVariablesProvider(environmentVariables: environment),
-            InMemoryProvider(name: "file", values: inMemoryValues(fileValues)),
-        ])
-
         let secrets = SecretResolver(directory: options.secrets)
         var config = AppConfig()
         var secretPaths: Set<String> = []
         for binding in configKeyTable {
-            guard let raw = reader.string(forKey: ConfigKey(binding.path)) else { continue }
+            // Precedence: --set, then the environment, then the file; the first source holding the key wins.
+            guard
+                let raw = setValues[binding.path] ?? environment[environmentName(binding.path)]
+                    ?? fileValues[binding.path]
+            else { continue }
             switch secrets.resolve(raw) {
             case .failure(let error):
                 issues.append(ConfigIssue(path: binding.path, message: error.description))
@@ -98,7 +94,7 @@ public enum ConfigLoader {
                 if resolved.usedSecret || looksLikeCredential(key) { secretPaths.insert(path) }
             }
         }
-        if let url = config.schemaRegistry.url, url.contains("@") { secretPaths.insert("schemaRegistry.url") }
+        if let url = config.schemaRegistry.url, url.containsText("@") { secretPaths.insert("schemaRegistry.url") }
 
         issues += crossFieldIssues(config)
         guard issues.isEmpty else { throw ConfigValidationError(issues: issues) }
@@ -108,16 +104,24 @@ public enum ConfigLoader {
     static func looksLikeCredential(_ key: String) -> Bool {
         let lowered = key.lowercased()
         return ["password", "secret", "token", "credential", "jaas", ".key.pem", "private"].contains {
-            lowered.contains($0)
+            lowered.containsText($0)
         }
     }
 
-    private static func inMemoryValues(_ values: [String: String]) -> [AbsoluteConfigKey: ConfigValue] {
-        var result: [AbsoluteConfigKey: ConfigValue] = [:]
-        for (key, value) in values {
-            result[AbsoluteConfigKey(ConfigKey(key))] = ConfigValue(.string(value), isSecret: false)
-        }
-        return result
+    /// The environment variable of a dotted key, as swift-configuration's EnvironmentVariablesProvider names it
+    /// (the documented contract): split at dots, `_` at each lower→upper camelCase boundary, uppercased, any
+    /// character that is not a letter or digit becomes `_`. `gateway.healthPort` → `GATEWAY_HEALTH_PORT`.
+    static func environmentName(_ path: String) -> String {
+        path.split(separator: ".", omittingEmptySubsequences: false).map { component in
+            var out = ""
+            var previous: Character?
+            for char in component {
+                if let previous, previous.isLowercase && char.isUppercase { out += "_" }
+                for upper in char.uppercased() { out.append(upper.isLetter || upper.isNumber ? upper : "_") }
+                previous = char
+            }
+            return out
+        }.joined(separator: "_")
     }
 
     private static func crossFieldIssues(_ config: AppConfig) -> [ConfigIssue] {
@@ -126,12 +130,12 @@ public enum ConfigLoader {
             issues.append(ConfigIssue(path: "gateway.healthPort", message: "must differ from gateway.port"))
         }
         let prefix = config.gateway.prefix
-        if !prefix.isEmpty && (!prefix.hasPrefix("/") || prefix.hasSuffix("/") || prefix.contains("?")) {
+        if !prefix.isEmpty && (!prefix.hasPrefix("/") || prefix.hasSuffix("/") || prefix.containsText("?")) {
             issues.append(
                 ConfigIssue(path: "gateway.prefix", message: "must be empty or like /api (leading /, no trailing /)")
             )
         }
-        if config.kafka.bootstrapServers.contains(" ") {
+        if config.kafka.bootstrapServers.containsText(" ") {
             issues.append(ConfigIssue(path: "kafka.bootstrapServers", message: "comma-separated host:port, no spaces"))
         }
         let ids = config.schemaRegistry.staticIds

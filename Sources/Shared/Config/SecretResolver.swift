@@ -1,9 +1,4 @@
 // Replaces ${name} in config strings with the trimmed content of <secrets>/<name> (Kubernetes secret volumes).
-#if canImport(FoundationEssentials)
-    import FoundationEssentials
-#else
-    import Foundation
-#endif
 
 struct SecretResolver {
     struct Resolved {
@@ -14,11 +9,11 @@ struct SecretResolver {
     let directory: String?
 
     func resolve(_ raw: String) -> Result<Resolved, SecretError> {
-        guard raw.contains("${") else { return .success(Resolved(value: raw, usedSecret: false)) }
+        guard raw.containsText("${") else { return .success(Resolved(value: raw, usedSecret: false)) }
         var output = ""
         var rest = Substring(raw)
         var used = false
-        while let start = rest.firstRange(of: "${") {
+        while let start = Self.placeholderStart(in: rest) {
             output += rest[..<start.lowerBound]
             guard let end = rest[start.upperBound...].firstIndex(of: "}") else {
                 return .failure(SecretError("unterminated ${ in value"))
@@ -31,7 +26,7 @@ struct SecretResolver {
                 return .failure(SecretError("refers to secret \"\(name)\" but no --secrets directory was given"))
             }
             let file = directory.hasSuffix("/") ? directory + name : directory + "/" + name
-            guard let content = try? String(contentsOfFile: file, encoding: .utf8) else {
+            guard case .success(let content) = TextFile.read(file) else {
                 return .failure(SecretError("secret \"\(name)\" not found (no readable file \(file))"))
             }
             output += content.trimmingASCIIWhitespace()
@@ -40,6 +35,17 @@ struct SecretResolver {
         }
         output += rest
         return .success(Resolved(value: output, usedSecret: used))
+    }
+
+    /// The range of the first `${` (a plain scan: String.firstRange(of:) would link _StringProcessing).
+    static func placeholderStart(in text: Substring) -> Range<Substring.Index>? {
+        var index = text.startIndex
+        while let dollar = text[index...].firstIndex(of: "$") {
+            let next = text.index(after: dollar)
+            if next < text.endIndex && text[next] == "{" { return dollar..<text.index(after: next) }
+            index = next
+        }
+        return nil
     }
 
     static func isValidName(_ name: String) -> Bool {

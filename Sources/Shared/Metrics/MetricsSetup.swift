@@ -1,4 +1,4 @@
-import Metrics
+import CoreMetrics
 // One Prometheus registry per process, installed as the swift-metrics backend.
 //
 // Adding a custom metric anywhere in either process is plain swift-metrics:
