@@ -9,6 +9,7 @@ keep-alive pool). Prints req/s, p50 and p99 of both and the ratios.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -80,6 +81,12 @@ def wrk(url: str, seconds: int, connections: int) -> dict[str, float]:
             "errors": errors.group(0) if errors else ""}
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads) from /proc, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True, help="directory of the built executables")
@@ -122,12 +129,24 @@ def main() -> int:
             for name, key in (("local", local_key), ("forwarded", remote_key)):
                 target = f"{a.api}/chaser/{key}"
                 wrk(target, 2, args.connections)  # warm-up: connections, pools, caches
+                procs = {f"{p.host[-1]}.{n}": p.procs[n].pid for p in pods for n in ("gateway", "ingestor")}
+                before = {k: cpu_seconds(pid) for k, pid in procs.items()}
                 results[name] = wrk(target, args.seconds, args.connections)
+                # CPU per request of each process: what a lookup costs, whatever else runs on the machine.
+                n = results[name]["rps"] * args.seconds
+                results[name]["cpu"] = {k: (cpu_seconds(pid) - before[k]) / n * 1e6 for k, pid in procs.items()}
+            load = " ".join(f"{x:.2f}" for x in os.getloadavg())
             print(f"\nforwarding benchmark: wrk -t1 -c{args.connections} -d{args.seconds}s through {a.host}'s gateway"
-                  f" (local key {local_key!r}, forwarded key {remote_key!r} owned by {b.host})")
+                  f" (local key {local_key!r}, forwarded key {remote_key!r} owned by {b.host}); {args.bin}; "
+                  f"load average {load}")
             print(f"{'':10} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'non-2xx':>8}")
             for name, r in results.items():
                 print(f"{name:10} {r['rps']:>10.0f} {r['p50']:>9.2f} {r['p99']:>9.2f} {r['non2xx']:>8} {r['errors']}")
+            print("CPU µs per request (pod .2 = A, .3 = B):")
+            for name, r in results.items():
+                cpu = r["cpu"]
+                print(f"{name:10} " + " ".join(f"{k} {v:5.1f}" for k, v in sorted(cpu.items()))
+                      + f"  total {sum(cpu.values()):5.1f}")
             lo, fw = results["local"], results["forwarded"]
             print(f"forwarded/local: req/s x{fw['rps'] / lo['rps']:.2f}, p50 x{fw['p50'] / lo['p50']:.2f}, "
                   f"p99 x{fw['p99'] / lo['p99']:.2f}")

@@ -106,6 +106,69 @@ def readable_since(pods, expected, pool: ThreadPoolExecutor, timeout: float, wha
         time.sleep(0.1)
 
 
+def key_owner(path: str, key: str) -> tuple[int, str | None, bool]:
+    """The ingestor's `owner` answer over its socket (op 5): (partition, endpoint, is local)."""
+    status, body = socket_frames.call(path, socket_frames.OWNER, socket_frames.string(key), timeout=3)
+    assert status == 0, f"owner status {status}"
+    (partition,) = struct.unpack(">i", body[:4])
+    endpoint, i = None, 5
+    if body[4] == 1:
+        n = struct.unpack(">I", body[5:9])[0]
+        endpoint, i = body[9 : 9 + n].decode(), 9 + n
+    return partition, endpoint, body[i] == 1
+
+
+def socket_requests(pod) -> float:
+    """The ingestor's socket_requests_total, read over its own socket (the metrics op, not through the gateway)."""
+    status, body = socket_frames.call(pod.socket_path, socket_frames.METRICS, timeout=3)
+    assert status == 0
+    text = body[4:].decode()
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith("socket_requests_total"))
+
+
+class Lister:
+    """Lists a store cluster-wide (scope=cluster, small pages) through the given gateways over and over during
+    rebalances. A page may be refused (503: a pod restores, a partition is between owners) and is then asked
+    again; every listing that completes must be exactly the expected key set: never silently partial."""
+
+    def __init__(self, store: str, want: list[str]):
+        self.store, self.want = store, want
+        self.pods: list = []
+        self.wrong: list[str] = []
+        self.complete = 0
+        self.refused = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        with requests.Session() as s:
+            while not self.stop.is_set():
+                for pod in list(self.pods):
+                    keys, cursor = [], None
+                    while not self.stop.is_set():
+                        params = {"scope": "cluster", "limit": 9} | ({"cursor": cursor} if cursor else {})
+                        try:
+                            r = s.get(f"{pod.api}/{self.store}", params=params, timeout=5)
+                        except requests.RequestException:
+                            break
+                        if r.status_code in (502, 503, 504):
+                            self.refused += 1
+                            time.sleep(0.05)
+                            continue
+                        if r.status_code != 200:
+                            self.wrong.append(f"{pod.host}: {r.status_code} {r.text}")
+                            break
+                        page = r.json()
+                        keys += page["keys"]
+                        cursor = page["next"]
+                        if cursor is None:
+                            self.complete += 1
+                            if keys != self.want:
+                                missing = sorted(set(self.want) - set(keys))
+                                self.wrong.append(f"{pod.host}: {len(keys)} keys, missing {missing[:5]}")
+                            break
+
+
 def cluster_keys(pod, store: str, limit: int) -> list[str]:
     keys, cursor = [], None
     for _ in range(10_000):
@@ -196,6 +259,25 @@ def test_three_pods(tansu, pod_factory, binaries, run_env):
     pool = ThreadPoolExecutor(8)
     readable_since(pods, expected, pool, 60, "every key through every pod")
 
+    # Issue 6: a key another pod owns goes from pod 0's gateway straight to the owner's gateway (the gateway's
+    # cached routing table), not through pod 0's ingestor first, and gets the owner's value.
+    a = pods[0]
+    remote = next(
+        (sk, v) for sk, v in expected.items() if not key_owner(a.socket_path, sk[1])[2])
+    (store, key), value = remote
+    time.sleep(1.5)  # the gateway refreshes its table every second
+    before = socket_requests(a)
+    with requests.Session() as s:
+        for _ in range(200):
+            r = s.get(url(a, store, key), timeout=3)
+            assert r.status_code == 200 and r.json() == value
+    skipped = socket_requests(a) - before
+    assert skipped < 50, f"{skipped} requests reached pod 0's ingestor for 200 lookups of another pod's key"
+    # The owner re-checks: a marked request to a pod that does not own the key is refused, never answered.
+    wrong_pod = next(p for p in pods if p.host != a.host and f"{p.host}:{port}" != key_owner(a.socket_path, key)[1])
+    r = requests.get(url(wrong_pod, store, key), headers={"X-K8s-Micro-Forwarded": "1"}, timeout=3)
+    assert r.status_code == 421
+
     # The cluster listing: every key of the store from every gateway, paginated.
     for store in stores:
         want = sorted(k for s_, k in expected if s_ == store)
@@ -209,6 +291,9 @@ def test_three_pods(tansu, pod_factory, binaries, run_env):
     watcher = Watcher(expected)  # a second client, reading serially all along
     watcher.pods = pods[:2]
     watcher.thread.start()
+    lister = Lister("chaser", sorted((k for s_, k in expected if s_ == "chaser"), key=str.encode))
+    lister.pods = pods[:2]
+    lister.thread.start()
     try:
         victim = pods[2]
         killed_at = time.monotonic()
@@ -225,6 +310,7 @@ def test_three_pods(tansu, pod_factory, binaries, run_env):
         victim.start_ingestor()
         victim.start_gateway()
         watcher.pods = pods
+        lister.pods = pods
         victim.wait_ready(60)
         wait_until(lambda: spread(pods), 60, interval=0.3, what=f"partitions spread again\n{victim.logs_tail()}")
         local, owners = routing_table(victim.socket_path)
@@ -237,9 +323,16 @@ def test_three_pods(tansu, pod_factory, binaries, run_env):
         time.sleep(1)  # a few more reads through all three after the move settled
     finally:
         watcher.stop.set()
+        lister.stop.set()
         watcher.thread.join(10)
+        lister.thread.join(10)
         pool.shutdown()
     assert not watcher.wrong, f"{len(watcher.wrong)} wrong answers, e.g. {watcher.wrong[:3]}"
     assert watcher.reads > len(expected), "the watcher did not read"
-    print(f"recovered after kill -9 in {recovered_s:.1f} s; {watcher.reads} reads during the transitions")
+    assert not lister.wrong, f"{len(lister.wrong)} partial or failed cluster listings, e.g. {lister.wrong[:3]}"
+    metrics = requests.get(f"{pods[0].health}/hams/metrics", timeout=2).text
+    misdirected = [line for line in metrics.splitlines() if 'outcome="misdirected"' in line]
+    print(f"recovered after kill -9 in {recovered_s:.1f} s; {watcher.reads} reads during the transitions; "
+          f"{lister.complete} complete cluster listings, {lister.refused} pages refused (503); "
+          f"pod 0 forwarded-then-421: {misdirected}")
     assert endpoints == {f"{p.host}:{port}" for p in pods}

@@ -26,6 +26,8 @@ enum SocketSamples {
         .value(json: Array(#"{"type":"com.polecatworks.chaser.Aggregate","count":2}"#.utf8)),
         .keys(KeyPage(keys: [], nextCursor: nil)),
         .keys(KeyPage(keys: ["a", "b", "ü"], nextCursor: "b")),
+        .keys(KeyPage(keys: ["a"], nextCursor: nil, partitions: [0, 3])),
+        .keys(KeyPage(keys: [], nextCursor: "z", partitions: [])),
         .owner(KeyOwner(partition: 3, endpoint: "10.0.0.7:8080", isLocal: false)),
         .owner(KeyOwner(partition: 0, endpoint: nil, isLocal: true)),
         .routing(RoutingInfo(epoch: 0, partitionCount: 0, localEndpoint: "", owners: [])),
@@ -167,5 +169,21 @@ enum SocketSamples {
         bytes[3] += 3
         var decoder = FrameDecoder()
         #expect(try decoder.feed(bytes) == [.request(id: 5, .owner(key: "k"))])
+    }
+
+    @Test func keyPageWithoutPartitionsStillReadsAsBefore() throws {
+        // An older ingestor writes no `partitions` field: the page reads with partitions nil.
+        var bytes: [UInt8] = []
+        let page = KeyPage(keys: ["a", "b"], nextCursor: "b")
+        try encoder.appendResponse(.keys(page), id: 3, operation: SocketOperation.listKeys.rawValue, to: &bytes)
+        var decoder = FrameDecoder()
+        let frames = try decoder.feed(bytes)
+        #expect(frames == [.response(id: 3, operation: SocketOperation.listKeys.rawValue, .keys(page))])
+        // A newer one appends it after nextCursor: 4 bytes of count + 4 per partition.
+        var newer: [UInt8] = []
+        let listed = KeyPage(keys: ["a", "b"], nextCursor: "b", partitions: [1, 4])
+        try encoder.appendResponse(.keys(listed), id: 3, operation: SocketOperation.listKeys.rawValue, to: &newer)
+        #expect(newer.count == bytes.count + 12)
+        #expect(Array(newer.prefix(4)) != Array(bytes.prefix(4)))
     }
 }

@@ -50,10 +50,45 @@ enum KeyCursor {
     }
 }
 
-/// One source's page of keys (sorted by UTF-8 bytes) and whether it has more after its last key.
+/// One source's page of keys (sorted by UTF-8 bytes), whether it has more after its last key, and the partitions
+/// it listed (nil when the source does not say: an older ingestor or peer).
 struct SourcePage: Equatable {
     var keys: [String]
     var more: Bool
+    var partitions: [Int32]? = nil
+}
+
+/// Did the sources of a cluster listing cover every partition? During a rebalance a partition can be listed by
+/// nobody (revoked from its old owner, not yet active on the new one) while the routing table still names an
+/// owner; the pods' own answers say which partitions they actually listed.
+enum PartitionCoverage {
+    /// The partitions of `0..<partitionCount` no page listed; nil when some page did not report its
+    /// partitions (then the routing table's check is all there is).
+    static func missing(_ pages: [SourcePage], partitionCount: Int) -> [Int]? {
+        var covered = Set<Int32>()
+        for page in pages {
+            guard let partitions = page.partitions else { return nil }
+            covered.formUnion(partitions)
+        }
+        return (0..<max(0, partitionCount)).filter { !covered.contains(Int32($0)) }
+    }
+
+    /// The peer header's value: "0,2,5" (empty string for none).
+    static func header(_ partitions: [Int32]) -> String {
+        partitions.map(String.init).joined(separator: ",")
+    }
+
+    /// Reads a peer's header; nil when absent or unreadable.
+    static func parse(_ value: String?) -> [Int32]? {
+        guard let value else { return nil }
+        if value.isEmpty { return [] }
+        var out: [Int32] = []
+        for part in value.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let p = Int32(part), p >= 0 else { return nil }
+            out.append(p)
+        }
+        return out
+    }
 }
 
 enum KeyPageMerge {
@@ -91,23 +126,31 @@ enum KeyPageMerge {
             }
         }
         guard let keys, let more else { return nil }
-        return SourcePage(keys: keys, more: more)
+        return SourcePage(keys: keys, more: more, partitions: nil)
     }
 }
 
 /// Collects the pages of one cluster listing; the first failure answers at once (a partial listing must not
-/// look complete) and later answers are ignored. Bound to the loop thread.
+/// look complete) and later answers are ignored. When every source answered but some partition was listed by
+/// none of them, `incomplete` gets the missing partitions instead of a page being sent. Bound to the loop thread.
 final class ClusterListing {
     private var pages: [SourcePage] = []
     private var waiting: Int
     private var done = false
     private let limit: Int
+    private let partitionCount: Int
     private let responder: Responder
+    private let incomplete: ([Int]) -> Void
 
-    init(sources: Int, limit: Int, responder: Responder) {
+    init(
+        sources: Int, limit: Int, partitionCount: Int, responder: Responder,
+        incomplete: @escaping ([Int]) -> Void
+    ) {
         waiting = sources
         self.limit = limit
+        self.partitionCount = partitionCount
         self.responder = responder
+        self.incomplete = incomplete
     }
 
     func add(_ page: SourcePage) {
@@ -116,6 +159,10 @@ final class ClusterListing {
         waiting -= 1
         guard waiting == 0 else { return }
         done = true
+        if let missing = PartitionCoverage.missing(pages, partitionCount: partitionCount), !missing.isEmpty {
+            incomplete(missing)
+            return
+        }
         let merged = KeyPageMerge.merge(pages, limit: limit)
         let next = merged.more ? merged.keys.last.map(KeyCursor.encode) : nil
         responder.send(.json(DataHandlers.keysJSON(keys: merged.keys, next: next)))

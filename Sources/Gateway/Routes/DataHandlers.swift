@@ -5,15 +5,20 @@ import Shared
 final class DataHandlers {
     private let client: any IngestorClient
     private let forwarder: Forwarder?
+    /// The cached routing table: keys it places on another pod skip the local ingestor (issue 6).
+    private let routing: RoutingCache?
     private let metrics: GatewayMetrics?
     private let timeoutMs: UInt64
+    /// How long an incomplete cluster listing waits before its one retry (a rebalance's announcements).
+    var listingRetryDelayMs: UInt64 = 300
 
     init(
-        client: any IngestorClient, forwarder: Forwarder? = nil, metrics: GatewayMetrics? = nil,
-        timeoutMs: UInt64 = 2_000
+        client: any IngestorClient, forwarder: Forwarder? = nil, routing: RoutingCache? = nil,
+        metrics: GatewayMetrics? = nil, timeoutMs: UInt64 = 2_000
     ) {
         self.client = client
         self.forwarder = forwarder
+        self.routing = routing
         self.metrics = metrics
         self.timeoutMs = timeoutMs
     }
@@ -27,13 +32,34 @@ final class DataHandlers {
         let key = r.params.first ?? ""
         let forwarded = r.request.headers.contains(Forwarder.markerHeader)
         let target = r.request.target
+        // A key the cached table gives to another pod goes straight to its gateway (no local round trip);
+        // the owner re-checks, so a stale table costs a 421 and one retry, never a wrong answer.
+        if !forwarded, forwarder != nil, case .forward(let endpoint, let partition)? = routing?.decide(key: key) {
+            forward(
+                endpoint: endpoint, partition: partition, target: target, store: store, key: key, retry: true, responder
+            )
+            return
+        }
+        askIngestor(store: store, key: key, target: target, forwarded: forwarded, retry: true, responder)
+    }
+
+    /// Asks the local ingestor; `notOwner` → forward to the endpoint it names (once more at most if `retry`).
+    private func askIngestor(
+        store: String, key: String, target: String, forwarded: Bool, retry: Bool, _ responder: Responder
+    ) {
         client.send(.get(store: store, key: key), timeoutMs: timeoutMs) { [weak self] reply in
             if case .response(.notOwner(let partition, let endpoint)) = reply, let self {
                 // SPEC §8: another pod owns the key. A forwarded request is never forwarded again.
                 if forwarded {
                     responder.send(.error(421, "misdirected", "this pod does not own partition \(partition)"))
-                } else if let endpoint, self.forwarder != nil {
-                    self.forward(endpoint: endpoint, target: target, key: key, retry: true, responder)
+                    return
+                }
+                // Sent here by the table (or no table): it is stale or missing for this partition.
+                self.routing?.invalidate(partition: Int(partition))
+                if let endpoint, self.forwarder != nil {
+                    self.forward(
+                        endpoint: endpoint, partition: Int(partition), target: target, store: store, key: key,
+                        retry: retry, responder)
                 } else {
                     responder.send(
                         .error(
@@ -50,25 +76,24 @@ final class DataHandlers {
         }
     }
 
-    /// Forwards to the owner's gateway; on 421 (the owner moved) asks the ingestor again and retries once.
-    private func forward(endpoint: String, target: String, key: String, retry: Bool, _ responder: Responder) {
+    /// Forwards to the owner's gateway. On 421 (the owner moved) the table is refreshed and the local ingestor
+    /// asked once more: it serves the key if it now owns it, or names the owner it knows (one more forward).
+    private func forward(
+        endpoint: String, partition: Int, target: String, store: String, key: String, retry: Bool,
+        _ responder: Responder
+    ) {
         guard let forwarder else { return }
         forwarder.get(endpoint: endpoint, target: target) { [weak self] result in
             guard let self else { return }
             switch result {
             case .failure(let error):
                 self.metrics?.forwarded(outcome: "unreachable")
+                self.routing?.invalidate(partition: nil)
                 responder.send(.error(503, "owner-unreachable", error.message, headers: [("Retry-After", "1")]))
             case .success(let upstream) where upstream.status == 421 && retry:
                 self.metrics?.forwarded(outcome: "misdirected")
-                self.client.send(.owner(key: key), timeoutMs: self.timeoutMs) { reply in
-                    if case .response(.owner(let owner)) = reply, !owner.isLocal, let next = owner.endpoint {
-                        self.forward(endpoint: next, target: target, key: key, retry: false, responder)
-                    } else {
-                        responder.send(
-                            .error(503, "owner-moving", "the key's owner is changing", headers: [("Retry-After", "1")]))
-                    }
-                }
+                self.routing?.invalidate(partition: partition)
+                self.askIngestor(store: store, key: key, target: target, forwarded: false, retry: false, responder)
             case .success(let upstream):
                 self.metrics?.forwarded(outcome: "ok")
                 responder.send(Self.relay(upstream))
@@ -138,27 +163,51 @@ final class DataHandlers {
             after = key.isEmpty ? nil : key
         }
         // A forwarded request is never fanned out again (a peer only lists its own keys).
-        if query.cluster && !r.request.headers.contains(Forwarder.markerHeader) {
-            clusterKeys(store: store, limit: query.limit, after: after, path: String(r.request.path), responder)
+        let marked = r.request.headers.contains(Forwarder.markerHeader)
+        if query.cluster && !marked {
+            clusterKeys(
+                store: store, limit: query.limit, after: after, path: String(r.request.path), attempt: 0, responder)
         } else {
             client.send(.listKeys(store: store, limit: query.limit, cursor: after), timeoutMs: timeoutMs) { reply in
                 responder.send(
                     Self.map(reply, notFound: "no such store \(store)") { response in
                         guard case .keys(let page) = response else { return nil }
-                        return .json(Self.keysJSON(keys: page.keys, next: page.nextCursor.map(KeyCursor.encode)))
+                        var ok = HTTPResponse.json(
+                            Self.keysJSON(keys: page.keys, next: page.nextCursor.map(KeyCursor.encode)))
+                        // For the fanning-out gateway: which partitions this page covers.
+                        if marked, let partitions = page.partitions {
+                            ok.headers.append((Self.partitionsHeader, PartitionCoverage.header(partitions)))
+                        }
+                        return ok
                     })
             }
         }
     }
 
+    /// On a marked (peer) local listing: the partitions the page lists, "0,2,5".
+    static let partitionsHeader = "X-K8s-Micro-Partitions"
+
     /// `scope=cluster` (SPEC §8): every live owner of the routing table (this pod's ingestor over the socket,
     /// the others through their gateways with `scope=local`) lists up to `limit` keys after the cursor; the
-    /// pages are merged. Any partition without a live owner, or any source failing, answers 503.
-    private func clusterKeys(store: String, limit: UInt32, after: String?, path: String, _ responder: Responder) {
+    /// pages are merged. Any partition without a live owner, or any source failing, answers 503. Every source
+    /// names the partitions it listed: if some partition was listed by none (a rebalance moved it between the
+    /// table and the answers), the listing is retried once after `listingRetryDelayMs`, then answers 503.
+    private func clusterKeys(
+        store: String, limit: UInt32, after: String?, path: String, attempt: Int, _ responder: Responder
+    ) {
         client.send(.routingTable, timeoutMs: timeoutMs) { [weak self] reply in
             guard let self else { return }
             guard case .response(.routing(let table)) = reply else {
                 responder.send(Self.map(reply, notFound: "no routing table") { _ in nil })
+                return
+            }
+            self.routing?.update(table)
+            // Before its first assignment a pod knows no partition count: an empty page would look complete.
+            guard table.partitionCount > 0 else {
+                responder.send(
+                    .error(
+                        503, "owner-unknown", "the partition count is not known yet; the listing would be partial",
+                        headers: [("Retry-After", "1")]))
                 return
             }
             let owned = Set(table.owners.map(\.partition))
@@ -170,11 +219,29 @@ final class DataHandlers {
                 return
             }
             let peers = Set(table.owners.map(\.endpoint)).subtracting([table.localEndpoint]).sorted()
-            let listing = ClusterListing(sources: peers.count + 1, limit: Int(limit), responder: responder)
+            let listing = ClusterListing(
+                sources: peers.count + 1, limit: Int(limit), partitionCount: Int(table.partitionCount),
+                responder: responder
+            ) { [weak self] missing in
+                let retry: () -> Void = { [weak self] in
+                    self?.clusterKeys(
+                        store: store, limit: limit, after: after, path: path, attempt: attempt + 1, responder)
+                }
+                if attempt == 0, let forwarder = self?.forwarder, let delay = self?.listingRetryDelayMs {
+                    forwarder.schedule(afterMs: delay, retry)
+                } else {
+                    responder.send(
+                        .error(
+                            503, "listing-incomplete",
+                            "partitions \(missing) were listed by no pod (a rebalance is moving them)",
+                            headers: [("Retry-After", "1")]))
+                }
+            }
             self.client.send(.listKeys(store: store, limit: limit, cursor: after), timeoutMs: self.timeoutMs) {
                 reply in
                 if case .response(.keys(let page)) = reply {
-                    listing.add(SourcePage(keys: page.keys, more: page.nextCursor != nil))
+                    listing.add(
+                        SourcePage(keys: page.keys, more: page.nextCursor != nil, partitions: page.partitions))
                 } else {
                     listing.fail(Self.map(reply, notFound: "no such store \(store)") { _ in nil })
                 }
@@ -189,8 +256,9 @@ final class DataHandlers {
                 forwarder.get(endpoint: peer, target: target) { [weak self] result in
                     switch result {
                     case .success(let upstream) where upstream.status == 200:
-                        if let page = KeyPageMerge.parsePeerBody(upstream.body) {
+                        if var page = KeyPageMerge.parsePeerBody(upstream.body) {
                             self?.metrics?.forwarded(outcome: "ok")
+                            page.partitions = PartitionCoverage.parse(upstream.headers.first(Self.partitionsHeader))
                             listing.add(page)
                         } else {
                             listing.fail(.error(502, "bad-peer-answer", "\(peer) answered an unreadable listing"))

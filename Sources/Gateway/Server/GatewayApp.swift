@@ -13,6 +13,8 @@ final class GatewayApp {
     private let control: GatewayControl
     private let client: any IngestorClient
     private let forwarder: Forwarder
+    /// The routing table cached on the loop (direct forwarding of other pods' keys).
+    private let routing: RoutingCache
     private let health: HealthRoutes
     private var api: HTTPServer?
     private var healthServer: HTTPServer?
@@ -47,9 +49,12 @@ final class GatewayApp {
         let forwarder = Forwarder(
             loop: loop, logger: Logger(label: "k8s-micro.gateway.forwarding"), timeoutMs: upstreamTimeoutMs)
         self.forwarder = forwarder
+        routing = RoutingCache(loop: loop, client: client)
         let apiTable = APIRoutes.table(
             prefix: config.gateway.prefix, statics: StaticHandlers(),
-            data: DataHandlers(client: client, forwarder: forwarder, metrics: metrics, timeoutMs: upstreamTimeoutMs))
+            data: DataHandlers(
+                client: client, forwarder: forwarder, routing: routing, metrics: metrics,
+                timeoutMs: upstreamTimeoutMs))
         let healthTable = health.table()
         let host = config.gateway.bindAddress
         healthServer = try HTTPServer(
@@ -123,6 +128,7 @@ final class GatewayApp {
         logger.info("drained; stopping loop")
         client.close()
         forwarder.close()
+        routing.close()
         tick.close()
         drainTimer?.close()
         drainTimer = nil

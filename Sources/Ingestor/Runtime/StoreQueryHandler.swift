@@ -121,7 +121,8 @@ final class StoreQueryHandler: SocketRequestHandler {
         return .keys(
             KeyPage(
                 keys: page.keys.map { String(decoding: $0, as: UTF8.self) },
-                nextCursor: page.more ? page.keys.last.map { String(decoding: $0, as: UTF8.self) } : nil))
+                nextCursor: page.more ? page.keys.last.map { String(decoding: $0, as: UTF8.self) } : nil,
+                partitions: s.active.sorted()))
     }
 
     /// Up to `limit` distinct keys, in byte order, strictly after `after`, merged from sorted per-partition

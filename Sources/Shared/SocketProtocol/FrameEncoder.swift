@@ -58,6 +58,7 @@ package struct FrameEncoder: Sendable {
             buffer.appendU32(UInt32(truncatingIfNeeded: page.keys.count))
             for key in page.keys { buffer.appendString(key) }
             buffer.appendOptionalString(page.nextCursor)
+            if let partitions = page.partitions { buffer.appendI32Array(partitions) }
         case .owner(let owner):
             buffer.appendU32(UInt32(bitPattern: owner.partition))
             buffer.appendOptionalString(owner.endpoint)

@@ -99,7 +99,10 @@ enum FrameParser {
             var keys: [String] = []
             keys.reserveCapacity(count)
             for _ in 0..<count { keys.append(try r.string("keys.key")) }
-            return .keys(KeyPage(keys: keys, nextCursor: try r.optionalString("keys.nextCursor")))
+            let next = try r.optionalString("keys.nextCursor")
+            // Appended field: absent in answers of older ingestors.
+            let partitions = r.isAtEnd ? nil : try r.i32Array("keys.partitions")
+            return .keys(KeyPage(keys: keys, nextCursor: next, partitions: partitions))
         case .owner:
             let partition = try r.i32("owner.partition")
             let endpoint = try r.optionalString("owner.endpoint")
@@ -135,6 +138,9 @@ struct ByteReader {
     var position: Int
 
     private var remaining: Int { bytes.count - position }
+
+    /// True when every byte of the frame has been read (an appended optional field is absent).
+    var isAtEnd: Bool { position >= bytes.count }
 
     mutating func u8(_ field: String) throws(SocketProtocolError) -> UInt8 {
         guard remaining >= 1 else { throw .truncated(field: field) }

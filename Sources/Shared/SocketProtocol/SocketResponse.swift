@@ -104,9 +104,13 @@ package struct KeyPage: Sendable, Equatable {
     package var keys: [String]
     /// Pass back as `cursor` to continue; nil when the listing is complete.
     package var nextCursor: String?
-    package init(keys: [String], nextCursor: String?) {
+    /// The partitions whose keys this page lists (appended field; nil from an ingestor that does not say).
+    /// Lets a cluster-wide listing prove every partition was covered during a rebalance.
+    package var partitions: [Int32]?
+    package init(keys: [String], nextCursor: String?, partitions: [Int32]? = nil) {
         self.keys = keys
         self.nextCursor = nextCursor
+        self.partitions = partitions
     }
 }
 
