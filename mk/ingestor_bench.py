@@ -128,6 +128,7 @@ def run(args, guarantee: str | None) -> None:
         proc = subprocess.Popen([args.bin, "run", "--config", str(cfg)], stdout=(workdir / "run.log").open("wb"),
                                 stderr=subprocess.STDOUT)
         first = None
+        profiler = None
         consumed = 0.0
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
@@ -139,12 +140,19 @@ def run(args, guarantee: str | None) -> None:
             if consumed > 0 and first is None:
                 first = (time.monotonic(), consumed)
                 cpu0 = cpu_seconds(proc.pid)
+                if args.perf:
+                    profiler = subprocess.Popen(
+                        ["perf", "record", "-F", "499", "-g", "--call-graph", "dwarf,16384", "-p", str(proc.pid),
+                         "-o", args.perf, "--", "sleep", str(args.perf_seconds)],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             if consumed >= args.events:
                 break
         end = time.monotonic()
         rss = peak_rss_mb(proc.pid)
         anon, file_backed = rss_split_mb(proc.pid)
         cpu = cpu_seconds(proc.pid) - cpu0 if first else 0.0
+        if profiler:
+            profiler.wait(60)
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
         if first is None or consumed < args.events:
@@ -173,6 +181,9 @@ def main() -> int:
     p.add_argument("--commit-interval", type=int, default=100, help="kafka.commitInterval in ms")
     p.add_argument("--property", action="append", default=[], metavar="KEY=VALUE",
                    help="extra kafka.properties entry (repeatable), e.g. queued.max.messages.kbytes=2048")
+    p.add_argument("--perf", metavar="FILE", help="perf record (dwarf call graphs) the ingestor into FILE once it "
+                   "consumes (the profile itself slows the run: take its rate with a grain of salt)")
+    p.add_argument("--perf-seconds", type=float, default=4.0)
     args = p.parse_args()
     for g in [None, "at_least_once", "exactly_once_v2"]:
         if args.only and (g or "ceiling") != args.only:

@@ -1,6 +1,7 @@
 // Thin C shim for rdkafka: the one header Swift imports for this library (plus inline helpers for macros).
 #pragma once
 #include <librdkafka/rdkafka.h>
+#include <malloc.h>
 
 /* Cast-free constants: the header's macros are casts Swift cannot import. */
 static const int32_t k8s_rdk_partition_ua = RD_KAFKA_PARTITION_UA;
@@ -23,4 +24,32 @@ static inline rd_kafka_resp_err_t k8s_rdk_produce(rd_kafka_t *rk, const char *to
     return rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, keylen),
                              RD_KAFKA_V_VALUE(value, vallen), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+}
+
+/* Same as k8s_rdk_produce with a topic handle made once (rd_kafka_topic_new): no topic lookup by name (lock +
+   list scan + refcount) per record. */
+static inline rd_kafka_resp_err_t k8s_rdk_produce_rkt(rd_kafka_t *rk, rd_kafka_topic_t *rkt, int32_t partition,
+                                                     const void *key, size_t keylen, const void *value,
+                                                     size_t vallen, rd_kafka_headers_t *headers, void *opaque) {
+    if (headers) {
+        return rd_kafka_producev(rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(partition),
+                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, keylen),
+                                 RD_KAFKA_V_VALUE(value, vallen), RD_KAFKA_V_HEADERS(headers),
+                                 RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+    }
+    return rd_kafka_producev(rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(partition),
+                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, keylen),
+                             RD_KAFKA_V_VALUE(value, vallen), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+}
+
+/* glibc gives every thread that meets a locked arena a new malloc arena (up to 8 per core), each keeping its
+   freed memory: librdkafka's broker threads then hold tens of MB. Bounding the count caps that (measured in
+   docs/benchmarks.md). mallopt is not in Swift's Glibc module, hence this wrapper. */
+static inline int k8s_malloc_arena_max(int arenas) {
+#ifdef M_ARENA_MAX
+    return mallopt(M_ARENA_MAX, arenas);
+#else
+    (void)arenas;
+    return 0;
+#endif
 }

@@ -1,12 +1,15 @@
 // librdkafka producer: plain/idempotent (generator, publish, at_least_once) or transactional (exactly_once_v2).
 import CRdKafka
 import Logging
+import Synchronization
 
 /// The outcome of one produced record, from librdkafka's delivery-report callback.
 package struct DeliveryReport: Sendable {
     /// nil when delivered.
     package var error: KafkaError?
     package var topic: String
+    /// Dense index of `topic` for this producer (0, 1, ... in order of first delivery): cheap to key counters by.
+    package var topicIndex: Int = -1
     package var partition: Int32
     package var offset: Int64
     /// The `tag` given to `produce`.
@@ -16,9 +19,16 @@ package struct DeliveryReport: Sendable {
 /// State reachable from librdkafka's C callbacks through the client's opaque pointer.
 private final class ProducerCallbacks {
     let onDelivery: (DeliveryReport) -> Void
-    /// Topic names by handle; touched only by the polling thread.
-    var topicNames: [OpaquePointer: String] = [:]
+    /// Topic names and dense indexes by handle; touched only by the polling thread.
+    var topicNames: [OpaquePointer: (name: String, index: Int)] = [:]
     init(onDelivery: @escaping (DeliveryReport) -> Void) { self.onDelivery = onDelivery }
+}
+
+/// A topic handle made once per topic (`KafkaProducer.topic(_:)`): producing through it skips librdkafka's
+/// per-record topic lookup by name. Valid while its producer lives; librdkafka's handles are thread-safe.
+package struct ProducerTopic: @unchecked Sendable {
+    package let name: String
+    fileprivate let rkt: OpaquePointer
 }
 
 /// A librdkafka producer. `produce` is thread-safe; delivery reports run inside `poll`/`flush`/commit on the
@@ -27,6 +37,8 @@ package final class KafkaProducer: @unchecked Sendable {
     private let rk: OpaquePointer
     private let callbacks: ProducerCallbacks
     package let transactional: Bool
+    /// Handles made by `topic(_:)`, destroyed with the producer.
+    private let topicHandles = Mutex<[String: ProducerTopic]>([:])
 
     /// - Parameter onDelivery: called for every record, on the thread that polls this producer.
     package init(properties: [String: String], onDelivery: @escaping (DeliveryReport) -> Void) throws(KafkaError) {
@@ -41,7 +53,25 @@ package final class KafkaProducer: @unchecked Sendable {
 
     deinit {
         rd_kafka_flush(rk, 5_000)
+        topicHandles.withLock { handles in
+            for handle in handles.values { rd_kafka_topic_destroy(handle.rkt) }
+        }
         rd_kafka_destroy(rk)
+    }
+
+    /// The handle of `name` (made on first use, then the same one).
+    package func topic(_ name: String) throws(KafkaError) -> ProducerTopic {
+        let made: ProducerTopic? = topicHandles.withLock { handles in
+            if let existing = handles[name] { return existing }
+            guard let rkt = rd_kafka_topic_new(rk, name, nil) else { return nil }
+            let handle = ProducerTopic(name: name, rkt: rkt)
+            handles[name] = handle
+            return handle
+        }
+        guard let made else {
+            throw KafkaError(code: rd_kafka_last_error(), operation: "topic \(name)", kind: .other)
+        }
+        return made
     }
 
     /// Enqueues one record (copied). `partition` nil uses the configured partitioner (murmur2_random).
@@ -79,6 +109,18 @@ package final class KafkaProducer: @unchecked Sendable {
         }
     }
 
+    /// Enqueues one record through a topic handle, with at most one header (the stream loop's hot path).
+    package func produce(
+        _ topic: ProducerTopic, partition: Int32, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
+        header: (name: String, value: UnsafeRawBufferPointer)? = nil, tag: UInt = 0
+    ) throws(KafkaError) {
+        try enqueue(topic: topic.name) {
+            produceOnce(
+                topic: topic.name, handle: topic.rkt, partition: partition, key: key, value: value, headers: [],
+                single: header, tag: tag)
+        }
+    }
+
     /// Runs one produce attempt until librdkafka takes the record: a full local queue is waited out by polling
     /// (back-pressure never drops a record); any other error is classified as librdkafka documents it.
     private func enqueue(topic: String, _ attempt: () -> rd_kafka_resp_err_t) throws(KafkaError) {
@@ -100,7 +142,8 @@ package final class KafkaProducer: @unchecked Sendable {
     }
 
     private func produceOnce(
-        topic: String, partition: Int32?, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
+        topic: String, handle: OpaquePointer? = nil, partition: Int32?, key: UnsafeRawBufferPointer?,
+        value: UnsafeRawBufferPointer?,
         headers: [KafkaHeader], single: (name: String, value: UnsafeRawBufferPointer)? = nil, tag: UInt
     ) -> rd_kafka_resp_err_t {
         var hdrs: OpaquePointer?
@@ -120,7 +163,11 @@ package final class KafkaProducer: @unchecked Sendable {
         // (not a null tombstone).
         let err = withNonNullBase(key) { k, klen in
             withNonNullBase(value) { v, vlen in
-                k8s_rdk_produce(rk, topic, partition ?? k8s_rdk_partition_ua, k, klen, v, vlen, hdrs, opaque)
+                if let handle {
+                    return k8s_rdk_produce_rkt(
+                        rk, handle, partition ?? k8s_rdk_partition_ua, k, klen, v, vlen, hdrs, opaque)
+                }
+                return k8s_rdk_produce(rk, topic, partition ?? k8s_rdk_partition_ua, k, klen, v, vlen, hdrs, opaque)
             }
         }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs { rd_kafka_headers_destroy(hdrs) }
@@ -218,12 +265,14 @@ private func producerDeliveryCallback(
     let callbacks = Unmanaged<ProducerCallbacks>.fromOpaque(opaque).takeUnretainedValue()
     let m = message.pointee
     var topic = ""
+    var topicIndex = -1
     if let rkt = m.rkt {
-        if let name = callbacks.topicNames[rkt] {
-            topic = name
+        if let known = callbacks.topicNames[rkt] {
+            (topic, topicIndex) = known
         } else {
             topic = String(cString: rd_kafka_topic_name(rkt))
-            callbacks.topicNames[rkt] = topic
+            topicIndex = callbacks.topicNames.count
+            callbacks.topicNames[rkt] = (topic, topicIndex)
         }
     }
     var error: KafkaError?
@@ -231,5 +280,7 @@ private func producerDeliveryCallback(
         error = KafkaError(code: m.err, operation: "deliver \(topic)[\(m.partition)]")
     }
     let tag = UInt(bitPattern: m._private)
-    callbacks.onDelivery(DeliveryReport(error: error, topic: topic, partition: m.partition, offset: m.offset, tag: tag))
+    callbacks.onDelivery(
+        DeliveryReport(
+            error: error, topic: topic, topicIndex: topicIndex, partition: m.partition, offset: m.offset, tag: tag))
 }

@@ -1,4 +1,5 @@
 // Collects delivery reports of the stream thread's producer: changelog offsets and failures per commit.
+import Metrics
 
 /// Bound to the stream thread (delivery reports run inside its producer poll/flush/commit calls).
 final class DeliveryTracker {
@@ -7,12 +8,10 @@ final class DeliveryTracker {
     /// The first delivery failure since the last commit.
     var failure: KafkaError?
     private let metrics: IngestorMetrics
-    private var producedCounters: [String: CounterBox] = [:]
-
-    private final class CounterBox {
-        let increment: () -> Void
-        init(_ increment: @escaping () -> Void) { self.increment = increment }
-    }
+    /// `records_produced_total{topic}` handles and deliveries not yet added to them, by the report's dense
+    /// topic index: a delivery costs an array slot increment, not a String-keyed lookup and an atomic add.
+    private var producedCounters: [Counter?] = []
+    private var producedPending: [Int] = []
 
     init(metrics: IngestorMetrics) { self.metrics = metrics }
 
@@ -26,15 +25,15 @@ final class DeliveryTracker {
             if failure == nil { failure = error }
             return
         }
-        let counter: CounterBox
-        if let c = producedCounters[report.topic] {
-            counter = c
-        } else {
-            let c = metrics.produced(topic: report.topic)
-            counter = CounterBox { c.increment() }
-            producedCounters[report.topic] = counter
+        let index = report.topicIndex
+        if index >= 0 {
+            if index >= producedPending.count {
+                producedPending += Array(repeating: 0, count: index + 1 - producedPending.count)
+                producedCounters += Array(repeating: nil, count: index + 1 - producedCounters.count)
+            }
+            if producedCounters[index] == nil { producedCounters[index] = metrics.produced(topic: report.topic) }
+            producedPending[index] += 1
         }
-        counter.increment()
         guard report.tag != 0 else { return }
         let storeIndex = Int(report.tag >> 32) - 1
         guard storeIndex >= 0, storeIndex < changelogHigh.count else { return }
@@ -44,7 +43,16 @@ final class DeliveryTracker {
         }
     }
 
+    /// Adds the deliveries counted since the last call to the metrics (once per commit).
+    func flushCounters() {
+        for i in producedPending.indices where producedPending[i] > 0 {
+            producedCounters[i]?.increment(by: producedPending[i])
+            producedPending[i] = 0
+        }
+    }
+
     func reset() {
+        flushCounters()
         for i in changelogHigh.indices { changelogHigh[i].removeAll(keepingCapacity: true) }
         failure = nil
     }

@@ -43,6 +43,27 @@ struct CacheKey: Hashable {
 
     /// The key bytes as an array (once per produced aggregate, not per record).
     var bytes: [UInt8] { withBytes { Array($0) } }
+
+    static func == (a: CacheKey, b: CacheKey) -> Bool {
+        a.partition == b.partition && a.count == b.count && a.w0 == b.w0 && a.w1 == b.w1 && a.w2 == b.w2
+            && a.w3 == b.w3 && a.spill == b.spill
+    }
+
+    /// Folds the inline words into one value first: the seeded hasher then runs over 8 bytes instead of ~50
+    /// (hashing was ~5% of the stream thread's time). Equal keys fold equally; the hasher's seed still applies.
+    func hash(into hasher: inout Hasher) {
+        if let spill {
+            hasher.combine(partition)
+            hasher.combine(spill)
+            return
+        }
+        var h = UInt64(UInt32(bitPattern: partition)) << 32 | UInt64(UInt32(bitPattern: count))
+        for w in [w0, w1, w2, w3] {
+            h = (h ^ w) &* 0x9E37_79B9_7F4A_7C15
+            h ^= h >> 29
+        }
+        hasher.combine(h)
+    }
 }
 
 /// One key's aggregate in the record cache: the latest value (possibly not yet committed). Entries stay

@@ -121,15 +121,15 @@ final class StreamLoop: RebalanceListener {
     private let registry: PartitionRegistry
     private let metrics: IngestorMetrics
     private let logger: Logger
-    private let codec: EventCodec
+    private let codec: FastEventCodec
     private let tracker: DeliveryTracker
     private var consumer: KafkaConsumer?
     private let producer: KafkaProducer
     private let restorer: ChangelogRestorer
     private let partitionCount: Int32
     private let dlqPartitions: Int32
-    /// (output, changelog) topic by `StoreKind.rawValue`.
-    private let topics: [(String, String)]
+    /// (output, changelog) topic handles by `StoreKind.rawValue`.
+    private let topics: [(ProducerTopic, ProducerTopic)]
 
     private var tasks: [Int32: PartitionTask] = [:]
     /// The record cache: latest aggregate per (partition, key), dirty or already produced.
@@ -156,7 +156,7 @@ final class StreamLoop: RebalanceListener {
 
     init(
         settings: StreamSettings, stores: StateStores, registry: PartitionRegistry, metrics: IngestorMetrics,
-        codec: EventCodec, partitionCount: Int32, dlqPartitions: Int32, logger: Logger
+        codec: FastEventCodec, partitionCount: Int32, dlqPartitions: Int32, logger: Logger
     ) throws {
         self.settings = settings
         self.stores = stores
@@ -166,15 +166,16 @@ final class StreamLoop: RebalanceListener {
         self.partitionCount = partitionCount
         self.dlqPartitions = dlqPartitions
         self.logger = logger
-        topics = StoreKind.allCases.map { store in
-            (
-                settings.outputTopics[store] ?? store.name,
-                settings.changelogTopics[store] ?? "\(store.name)-changelog"
-            )
-        }
         let tracker = DeliveryTracker(metrics: metrics)
         self.tracker = tracker
-        producer = try KafkaProducer(properties: settings.producerProperties) { tracker.delivered($0) }
+        let producer = try KafkaProducer(properties: settings.producerProperties) { tracker.delivered($0) }
+        self.producer = producer
+        topics = try StoreKind.allCases.map { store in
+            (
+                try producer.topic(settings.outputTopics[store] ?? store.name),
+                try producer.topic(settings.changelogTopics[store] ?? "\(store.name)-changelog")
+            )
+        }
         restorer = try ChangelogRestorer(
             properties: settings.restoreProperties, stores: stores, topics: settings.changelogTopics,
             metrics: metrics, logger: logger)
@@ -441,11 +442,11 @@ final class StreamLoop: RebalanceListener {
         var digits = DecimalDigits(inputOffset)
         try key.withUnsafeBytes { k in
             try value.withUnsafeBytes { v in
-                try producer.produce(topic: output, partition: partition, key: k, value: v)
+                try producer.produce(output, partition: partition, key: k, value: v)
                 try digits.withBytes { (header) throws(KafkaError) in
                     try producer.produce(
-                        topic: changelog, partition: partition, key: k, value: v,
-                        headerName: ChangelogHeader.inputOffset, headerValue: header,
+                        changelog, partition: partition, key: k, value: v,
+                        header: (ChangelogHeader.inputOffset, header),
                         tag: DeliveryTracker.tag(store: store, partition: partition))
                 }
             }
