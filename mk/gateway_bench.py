@@ -37,6 +37,31 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def rss_detail(pid: int) -> str:
+    """RSS split into anonymous and file-backed pages (smaps_rollup), plus the thread count."""
+    kb = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        parts = line.split()
+        if len(parts) >= 2 and parts[1].isdigit():
+            kb[parts[0].rstrip(":")] = int(parts[1])
+    anon, rss = kb.get("Anonymous", 0), kb.get("Rss", 0)
+    threads = len(list(Path(f"/proc/{pid}/task").iterdir()))
+    return f"{rss / 1024:.1f} MB (anon {anon / 1024:.1f}, file {(rss - anon) / 1024:.1f}; {threads} threads)"
+
+
+def open_connections(port: int, count: int) -> list[socket.socket]:
+    """`count` keep-alive connections, each having completed one request (so each has its buffers)."""
+    socks = []
+    for _ in range(count):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        socks.append(s)
+    for s in socks:
+        s.recv(4096)
+    time.sleep(0.5)
+    return socks
+
+
 def wait(predicate, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -78,8 +103,12 @@ def main() -> None:
     ap.add_argument("--bin", required=True, help="directory of the release binaries")
     ap.add_argument("--keys", type=int, default=1000)
     ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--gateway", help="gateway binary to measure (default: <bin>/k8s-micro-gateway)")
+    ap.add_argument("--rss-only", action="store_true",
+                    help="only the gateway's RSS, idle and with 1,000 connections (no wrk, no nginx)")
     args = ap.parse_args()
     bin_dir = Path(args.bin)
+    gateway_bin = Path(args.gateway) if args.gateway else bin_dir / "k8s-micro-gateway"
     env = dict(os.environ)
     work = Path(tempfile.mkdtemp(prefix="k8s-micro-bench-gw-"))
     procs: list[subprocess.Popen] = []
@@ -103,13 +132,21 @@ gateway: {{bindAddress: 127.0.0.1, port: {api}, healthPort: {health}, maxConnect
         log = (work / "processes.log").open("wb")
         procs.append(subprocess.Popen([str(bin_dir / "k8s-micro-ingestor"), "run", "--config", str(config)],
                                       stdout=log, stderr=log, env=env))
-        gateway = subprocess.Popen([str(bin_dir / "k8s-micro-gateway"), "--config", str(config)],
+        gateway = subprocess.Popen([str(gateway_bin), "--config", str(config)],
                                    stdout=log, stderr=log, env=env)
         procs.append(gateway)
         base, hbase = f"http://127.0.0.1:{api}", f"http://127.0.0.1:{health}"
         wait(lambda: get(f"{hbase}/hams/ready")[0] == 200, 90, "gateway ready")
         time.sleep(1)
         idle_rss = rss_mb(gateway.pid)
+        if args.rss_only:
+            idle = rss_detail(gateway.pid)
+            socks = open_connections(api, 1000)
+            busy = rss_detail(gateway.pid)
+            for s in socks:
+                s.close()
+            print(f"{gateway_bin}: RSS idle {idle}; with 1,000 open connections {busy}")
+            return
         subprocess.run([str(bin_dir / "k8s-micro-ingestor"), "generate", "--config", str(config), "--rate", "0",
                         "--total", str(args.keys * 4), "--keys", str(args.keys), "--mix", "1"],
                        check=True, capture_output=True, env=env)
@@ -155,14 +192,7 @@ http {{ access_log off; server {{ listen 127.0.0.1:{nginx_port}; root {work}/www
             chaser = wrk(base, conns, args.seconds, lua)
             rows.append((conns, nginx, hello, chaser))
 
-        socks = []
-        for _ in range(1000):
-            s = socket.create_connection(("127.0.0.1", api))
-            s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
-            socks.append(s)
-        for s in socks:
-            s.recv(4096)
-        time.sleep(0.5)
+        socks = open_connections(api, 1000)
         busy_rss = rss_mb(gateway.pid)
         for s in socks:
             s.close()
