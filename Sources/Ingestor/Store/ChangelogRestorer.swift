@@ -17,16 +17,30 @@ package enum ChangelogHeader {
 /// or beyond the committed input offset (aborted or uncommitted work, which tansu leaks to read_committed);
 /// the end of the log is the partition EOF (fetch high watermark), never ListOffsets.
 final class ChangelogRestorer {
-    private struct Task {
-        var store: StoreKind
-        var partition: Int32
-        var start: Int64
-        var committedInput: Int64
-        var batch = StoreWriteBatch()
-        var batched = 0
+    /// One changelog partition being restored. A class so per-record updates mutate in place (a struct
+    /// copied out of the dictionary made every append copy the batch: quadratic, ~80 µs per record).
+    private final class Task {
+        let store: StoreKind
+        let partition: Int32
+        let start: Int64
+        let committedInput: Int64
         var applied = 0
         var skipped = 0
+        /// Records since the metrics were last updated.
+        var unreported = 0
         var lastOffset: Int64 = -1
+
+        init(store: StoreKind, partition: Int32, start: Int64, committedInput: Int64) {
+            self.store = store
+            self.partition = partition
+            self.start = start
+            self.committedInput = committedInput
+        }
+
+        /// The checkpoint after `changelogOffset - 1`: stored values are exact for the committed input offset.
+        func checkpoint(changelogOffset: Int64) -> Checkpoint {
+            Checkpoint(inputOffset: max(committedInput, 0), changelogOffset: changelogOffset)
+        }
     }
 
     private let consumer: KafkaConsumer
@@ -35,7 +49,8 @@ final class ChangelogRestorer {
     private let metrics: IngestorMetrics
     private let logger: Logger
     private var tasks: [TopicPartition: Task] = [:]
-    private let batchSize = 5_000
+    /// Records between metric updates (restore_records_total, restore_remaining_records).
+    private let reportEvery = 5_000
 
     init(
         properties: [String: String], stores: StateStores, topics: [StoreKind: String], metrics: IngestorMetrics,
@@ -96,12 +111,21 @@ final class ChangelogRestorer {
 
     /// Stops restoring a partition (revoked); what was written so far stays, with its checkpoint.
     func cancel(partition: Int32) {
-        let gone = tasks.filter { $0.value.partition == partition }.map(\.key)
-        for tp in gone { tasks.removeValue(forKey: tp) }
-        if !gone.isEmpty { try? consumer.unassign(gone) }
+        let gone = tasks.filter { $0.value.partition == partition }
+        for (tp, task) in gone {
+            tasks.removeValue(forKey: tp)
+            do {
+                try stores[task.store].commitRestore()
+            } catch {
+                logger.warning("cannot keep restore progress", metadata: ["topic": "\(tp)", "error": "\(error)"])
+            }
+        }
+        if !gone.isEmpty { try? consumer.unassign(Array(gone.keys)) }
     }
 
     /// Serves up to `maxEvents` restore records; returns partitions whose stores are now all restored.
+    /// Values are written as they come (never decoded) into each store's restore transaction, which is
+    /// committed with the checkpoints when full, at a partition's end, and by the periodic store sync.
     func poll(maxEvents: Int, timeoutMs: Int32) throws -> [Int32] {
         var finished: [Int32] = []
         var served = 0
@@ -124,57 +148,61 @@ final class ChangelogRestorer {
 
     private func apply(_ record: KafkaRecord) throws {
         let tp = TopicPartition(record.topic, record.partition)
-        guard var task = tasks[tp] else { return }
+        guard let task = tasks[tp] else { return }
         task.lastOffset = record.offset
+        let store = stores[task.store]
+        let checkpoint = task.checkpoint(changelogOffset: record.offset + 1)
         let derivedFrom = record.header(ChangelogHeader.inputOffset).flatMap(ChangelogHeader.decode)
         let committed = task.committedInput
         if let key = record.key, let value = record.value,
             committed >= 0, derivedFrom.map({ $0 < committed }) ?? true
         {
-            task.batch.put(partition: record.partition, key: key, value: value)
+            try key.withUnsafeBytes { k in
+                try value.withUnsafeBytes { v in
+                    try store.restorePut(partition: record.partition, key: k, value: v, checkpoint: checkpoint)
+                }
+            }
             task.applied += 1
         } else {
+            store.restoreAdvance(partition: record.partition, checkpoint: checkpoint)
             task.skipped += 1
         }
-        task.batched += 1
-        if task.batched >= batchSize {
-            try flush(&task, changelogOffset: record.offset + 1)
-            if let hw = consumer.cachedWatermarks(tp) {
-                metrics.restoreRemaining(store: task.store.name, partition: task.partition)
-                    .record(max(0, hw.high - record.offset - 1))
-            }
+        task.unreported += 1
+        if task.unreported >= reportEvery { report(task, tp) }
+    }
+
+    private func report(_ task: Task, _ tp: TopicPartition) {
+        metrics.restored(store: task.store.name).increment(by: Int64(task.unreported))
+        task.unreported = 0
+        if let hw = consumer.cachedWatermarks(tp) {
+            metrics.restoreRemaining(store: task.store.name, partition: task.partition)
+                .record(max(0, hw.high - task.lastOffset - 1))
         }
-        tasks[tp] = task
     }
 
-    private func flush(_ task: inout Task, changelogOffset: Int64) throws {
-        task.batch.checkpoints[task.partition] = Checkpoint(
-            inputOffset: max(task.committedInput, 0), changelogOffset: changelogOffset)
-        try stores[task.store].write(task.batch)
-        metrics.restored(store: task.store.name).increment(by: Int64(task.batched))
-        task.batch = StoreWriteBatch()
-        task.batched = 0
-    }
-
-    /// End of a changelog partition: write the rest and the checkpoint; returns the partition when all its
+    /// End of a changelog partition: commit the rest with the checkpoint; returns the partition when all its
     /// stores are done.
     private func finish(_ tp: TopicPartition, endOffset: Int64) throws -> Int32? {
-        guard var task = tasks[tp] else { return nil }
+        guard let task = tasks[tp] else { return nil }
+        let store = stores[task.store]
         if task.start >= 0, endOffset < task.start {
             // The log ends before our checkpoint: the broker lost data (e.g. a new memory broker). Start over.
             logger.warning(
                 "changelog ends before the local checkpoint; wiping for a full restore",
                 metadata: ["topic": "\(tp)", "end": "\(endOffset)", "checkpoint": "\(task.start)"])
-            try stores[task.store].wipe(partition: task.partition)
-            task = Task(
+            try store.wipe(partition: task.partition)
+            tasks[tp] = Task(
                 store: task.store, partition: task.partition, start: KafkaOffset.beginning,
                 committedInput: task.committedInput)
-            tasks[tp] = task
             try consumer.unassign([tp])
             try consumer.assign([tp: KafkaOffset.beginning])
             return nil
         }
-        try flush(&task, changelogOffset: max(endOffset, task.lastOffset + 1))
+        store.restoreAdvance(
+            partition: task.partition, checkpoint: task.checkpoint(changelogOffset: max(endOffset, task.lastOffset + 1))
+        )
+        try store.commitRestore()
+        report(task, tp)
         tasks.removeValue(forKey: tp)
         try consumer.unassign([tp])
         metrics.restoreRemaining(store: task.store.name, partition: task.partition).record(0)

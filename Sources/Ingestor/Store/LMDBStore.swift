@@ -3,9 +3,14 @@ import CLMDB
 import FoundationEssentials
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The local store of one aggregate type (chaser or billing) under `<stateDir>/<name>`.
 ///
-/// Threading: `write`, `wipe`, `writerGet` and `sync` belong to the stream thread (the single writer).
+/// Threading: `write`, `wipe`, `writerGet`, the `restore*` calls and `sync` belong to the stream thread (the
+/// single writer; `sync` from another thread only flushes).
 /// `get`, `keys`, `count`, `checkpoint` may be called from any thread: they use their own read-only
 /// transactions (MDB_NOTLS), so queries never block the writer and never see uncommitted data.
 package final class LMDBStore: @unchecked Sendable {
@@ -18,6 +23,16 @@ package final class LMDBStore: @unchecked Sendable {
     /// The writer's reusable read transaction (stream thread only), reset after every write.
     private var writerTxn: OpaquePointer?
     private var writerTxnActive = false
+    /// The restore transaction (stream thread only): kept open across restore batches so a full restore
+    /// rewrites each B-tree page a few times rather than once per small batch.
+    private var restoreTxn: OpaquePointer?
+    private var restoreOwner: pthread_t?
+    private var restorePuts = 0
+    /// Checkpoints committed with the restore transaction: each covers exactly the puts made before it.
+    private var restoreCheckpoints: [Int32: Checkpoint] = [:]
+    private var restoreDbis: [Int32: MDB_dbi] = [:]
+    /// Puts per restore transaction: bounds its dirty pages (held in memory until commit).
+    package var restoreTxnLimit = 100_000
 
     /// - Parameters:
     ///   - mapSize: the maximum size of the store (virtual address space, not memory).
@@ -61,6 +76,8 @@ package final class LMDBStore: @unchecked Sendable {
     }
 
     deinit {
+        // Normally committed on the stream thread (`sync`); aborting keeps data and checkpoint consistent.
+        if let restoreTxn { mdb_txn_abort(restoreTxn) }
         if let writerTxn { mdb_txn_abort(writerTxn) }
         mdb_env_sync(env, 1)
         mdb_env_close(env)
@@ -98,6 +115,7 @@ package final class LMDBStore: @unchecked Sendable {
     /// Writes values and checkpoints atomically.
     package func write(_ batch: StoreWriteBatch) throws(StoreError) {
         guard !batch.isEmpty else { return }
+        try commitRestore()
         endWriterReads()
         var txnp: OpaquePointer?
         try Self.check(mdb_txn_begin(env, nil, 0, &txnp), name, "txn_begin")
@@ -152,6 +170,7 @@ package final class LMDBStore: @unchecked Sendable {
 
     /// Empties a partition and removes its checkpoint (full restore follows).
     package func wipe(partition: Int32) throws(StoreError) {
+        try commitRestore()
         endWriterReads()
         var txnp: OpaquePointer?
         try Self.check(mdb_txn_begin(env, nil, 0, &txnp), name, "txn_begin")
@@ -206,9 +225,93 @@ package final class LMDBStore: @unchecked Sendable {
         }
     }
 
-    /// Flushes the store to disk (shutdown, periodically).
+    /// Flushes the store to disk (shutdown, periodically); on the stream thread it first commits the restore
+    /// transaction (a failure there only loses restore progress: its checkpoint is not committed either).
     package func sync() {
+        if restoreTxn != nil, let owner = restoreOwner, pthread_equal(owner, pthread_self()) != 0 {
+            try? commitRestore()
+        }
         mdb_env_sync(env, 1)
+    }
+
+    // MARK: restore (stream thread)
+
+    /// Puts a restored value into the restore transaction and moves the partition's pending checkpoint to
+    /// `checkpoint` (the position just after this record). Commits when the transaction is full.
+    package func restorePut(
+        partition: Int32, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, checkpoint: Checkpoint
+    ) throws(StoreError) {
+        let txn = try beginRestore()
+        let dbi: MDB_dbi
+        if let known = restoreDbis[partition] {
+            dbi = known
+        } else {
+            dbi = try writerDbi(txn, partition, &restoreDbis)
+            restoreDbis[partition] = dbi
+        }
+        var mk = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+        var mv = MDB_val(mv_size: value.count, mv_data: UnsafeMutableRawPointer(mutating: value.baseAddress))
+        let rc = mdb_put(txn, dbi, &mk, &mv, 0)
+        if rc != 0 {
+            abortRestore()
+            try Self.check(rc, name, "restore put p\(partition)")
+        }
+        restoreCheckpoints[partition] = checkpoint
+        restorePuts += 1
+        if restorePuts >= restoreTxnLimit { try commitRestore() }
+    }
+
+    /// Moves a partition's pending checkpoint without a put (a skipped changelog record, the log end).
+    package func restoreAdvance(partition: Int32, checkpoint: Checkpoint) {
+        restoreCheckpoints[partition] = checkpoint
+    }
+
+    /// Commits the restored values with their checkpoints (one transaction), if anything is pending.
+    package func commitRestore() throws(StoreError) {
+        guard restoreTxn != nil || !restoreCheckpoints.isEmpty else { return }
+        let txn = try beginRestore()
+        for (partition, checkpoint) in restoreCheckpoints {
+            do throws(StoreError) {
+                if restoreDbis[partition] == nil { _ = try writerDbi(txn, partition, &restoreDbis) }
+                try put(txn, metaDbi, Self.checkpointKey(partition), checkpoint.bytes, "put checkpoint p\(partition)")
+            } catch {
+                abortRestore()
+                throw error
+            }
+        }
+        let newDbis = restoreDbis
+        restoreTxn = nil
+        restoreOwner = nil
+        restorePuts = 0
+        restoreCheckpoints = [:]
+        restoreDbis = [:]
+        try Self.check(mdb_txn_commit(txn), name, "restore txn_commit")
+        if !newDbis.isEmpty {
+            dbis.withLock { $0.merge(newDbis) { a, _ in a } }
+        }
+    }
+
+    private func beginRestore() throws(StoreError) -> OpaquePointer {
+        if let restoreTxn { return restoreTxn }
+        endWriterReads()
+        var txnp: OpaquePointer?
+        try Self.check(mdb_txn_begin(env, nil, 0, &txnp), name, "restore txn_begin")
+        guard let txn = txnp else {
+            throw StoreError(store: name, operation: "restore txn_begin", code: -1, message: "nil")
+        }
+        restoreTxn = txn
+        restoreOwner = pthread_self()
+        return txn
+    }
+
+    /// Drops the open restore transaction and its pending checkpoints (after a failed put).
+    private func abortRestore() {
+        if let restoreTxn { mdb_txn_abort(restoreTxn) }
+        restoreTxn = nil
+        restoreOwner = nil
+        restorePuts = 0
+        restoreCheckpoints = [:]
+        restoreDbis = [:]
     }
 
     // MARK: readers (any thread)
