@@ -273,6 +273,11 @@ def test_three_pods(tansu, pod_factory, binaries, run_env):
             assert r.status_code == 200 and r.json() == value
     skipped = socket_requests(a) - before
     assert skipped < 50, f"{skipped} requests reached pod 0's ingestor for 200 lookups of another pod's key"
+    # Many lookups in flight at once share a few pipelined connections per peer: each answer must still be its
+    # own key's (answers are matched to requests by order).
+    with ThreadPoolExecutor(32) as wide:
+        for _ in range(3):
+            assert all_readable([a], expected, wide), "a concurrent lookup through pod 0 got a wrong answer"
     # The owner re-checks: a marked request to a pod that does not own the key is refused, never answered.
     wrong_pod = next(p for p in pods if p.host != a.host and f"{p.host}:{port}" != key_owner(a.socket_path, key)[1])
     r = requests.get(url(wrong_pod, store, key), headers={"X-K8s-Micro-Forwarded": "1"}, timeout=3)
