@@ -24,8 +24,21 @@ for bin in "$@"; do
   if readelf -d "$bin" | grep -q 'NEEDED.*\(libswift\|Foundation\|libdispatch\)'; then
     echo "WARNING: the Swift runtime is linked dynamically: build with --static-swift-stdlib"
   fi
-  if nm "$bin" 2>/dev/null | grep -q -m1 -i 'icudt'; then
+  # Symbols read once into a file: `nm | grep -q` fails under pipefail when grep exits early (SIGPIPE).
+  syms=$(mktemp)
+  nm "$bin" > "$syms" 2>/dev/null || true
+  if grep -q -i 'icudt' "$syms"; then
     echo "note: ICU data (_FoundationICU) is linked in: some module imports Foundation, not FoundationEssentials"
+  fi
+  # What else a module can drag in unnoticed (docs/footprint.md): report it when the symbols are there.
+  if grep -q '20FoundationEssentials' "$syms"; then
+    echo "note: FoundationEssentials is linked in (about 4.5 MB with _FoundationCollections)"
+  fi
+  if grep -q '17_StringProcessing' "$syms"; then
+    echo "note: _StringProcessing + _RegexParser are linked in (1.2 MB; String.contains(String), firstRange, ...)"
+  fi
+  if readelf -p .comment "$bin" 2>/dev/null | grep -q 'LLD'; then
+    echo "linker            lld"
   fi
   libs=0
   libs_gz=0
@@ -42,5 +55,5 @@ for bin in "$@"; do
   echo "libraries total   $(human "$libs") ($(human "$libs_gz") gzip -9)"
   echo "binary + libs     $(human $((stripped + libs))) ($(human $((gz + libs_gz))) gzip -9)"
   echo "add the runtime base image (docs/footprint.md) for the image estimate"
-  rm -f "$tmp"
+  rm -f "$tmp" "$syms"
 done

@@ -11,6 +11,11 @@ TAG ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 PLATFORMS ?= linux/amd64,linux/arm64
 SWIFT_IMAGE ?= swift:6.3-noble
 RUNTIME_IMAGE ?= ubuntu:24.04
+# The gateway builds on Debian 12 and runs on distroless/cc (glibc, libstdc++, CA certs; no shell): docs/footprint.md.
+GATEWAY_SWIFT_IMAGE ?= swift:6.3-bookworm
+GATEWAY_RUNTIME_IMAGE ?= gcr.io/distroless/cc-debian12:nonroot
+# How Dockerfile.gateway links the gateway (lld: identical code folding, packed relative relocations).
+GATEWAY_LINK_FLAGS ?= -Xswiftc -use-ld=lld -Xlinker --icf=all -Xlinker -z -Xlinker pack-relative-relocs
 DOCKER ?= docker
 VENV_BIN ?= .venv/bin
 PACKAGING_REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
@@ -19,6 +24,12 @@ PACKAGING_CREATED := $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 IMAGE_BUILD_ARGS = \
 	--build-arg SWIFT_IMAGE=$(SWIFT_IMAGE) \
 	--build-arg RUNTIME_IMAGE=$(RUNTIME_IMAGE) \
+	$(COMMON_BUILD_ARGS)
+GATEWAY_BUILD_ARGS = \
+	--build-arg SWIFT_IMAGE=$(GATEWAY_SWIFT_IMAGE) \
+	--build-arg RUNTIME_IMAGE=$(GATEWAY_RUNTIME_IMAGE) \
+	$(COMMON_BUILD_ARGS)
+COMMON_BUILD_ARGS = \
 	--build-arg VERSION=$(TAG) \
 	--build-arg REVISION=$(PACKAGING_REVISION) \
 	--build-arg CREATED=$(PACKAGING_CREATED)
@@ -29,7 +40,7 @@ image-ingestor:
 	$(DOCKER) build -f Dockerfile.ingestor $(IMAGE_BUILD_ARGS) -t $(REGISTRY)/k8s-micro-ingestor:$(TAG) .
 
 image-gateway:
-	$(DOCKER) build -f Dockerfile.gateway $(IMAGE_BUILD_ARGS) -t $(REGISTRY)/k8s-micro-gateway:$(TAG) .
+	$(DOCKER) build -f Dockerfile.gateway $(GATEWAY_BUILD_ARGS) -t $(REGISTRY)/k8s-micro-gateway:$(TAG) .
 
 images: image-ingestor image-gateway
 
@@ -38,7 +49,7 @@ images: image-ingestor image-gateway
 images-multiarch:
 	$(DOCKER) buildx build --platform $(PLATFORMS) -f Dockerfile.ingestor $(IMAGE_BUILD_ARGS) \
 		-t $(REGISTRY)/k8s-micro-ingestor:$(TAG) --push .
-	$(DOCKER) buildx build --platform $(PLATFORMS) -f Dockerfile.gateway $(IMAGE_BUILD_ARGS) \
+	$(DOCKER) buildx build --platform $(PLATFORMS) -f Dockerfile.gateway $(GATEWAY_BUILD_ARGS) \
 		-t $(REGISTRY)/k8s-micro-gateway:$(TAG) --push .
 
 lint-dockerfiles:
@@ -49,6 +60,13 @@ chart-test:
 
 # Size estimate of the release binaries (docs/footprint.md). Build them first, e.g.
 #   swift build -c release --static-swift-stdlib --product k8s-micro-gateway
-.PHONY: footprint
+.PHONY: footprint footprint-gateway
 footprint:
 	bash mk/footprint.sh $(wildcard .build/release/k8s-micro-ingestor .build/release/k8s-micro-gateway)
+
+# The gateway built exactly as Dockerfile.gateway builds it, then measured (copied aside first: other release
+# builds share .build/release).
+footprint-gateway:
+	swift build -c release --static-swift-stdlib --product k8s-micro-gateway $(GATEWAY_LINK_FLAGS)
+	install -m 0755 "$$(swift build -c release --show-bin-path)/k8s-micro-gateway" /tmp/k8s-micro-gateway.footprint
+	bash mk/footprint.sh /tmp/k8s-micro-gateway.footprint
