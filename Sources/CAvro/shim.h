@@ -43,3 +43,30 @@ static inline int cavro_value_set_branch(avro_value_t *v, int discriminant, avro
     return avro_value_set_branch(v, discriminant, branch);
 }
 static inline void cavro_value_iface_decref(avro_value_iface_t *iface) { avro_value_iface_decref(iface); }
+
+// Used to copy a decoded value into the full reader schema and fill reader defaults (AvroResolution.swift).
+static inline int cavro_value_get_float(const avro_value_t *v, float *out) { return avro_value_get_float(v, out); }
+static inline int cavro_value_get_double(const avro_value_t *v, double *out) { return avro_value_get_double(v, out); }
+static inline int cavro_value_get_bytes(const avro_value_t *v, const void **buf, size_t *size) {
+    return avro_value_get_bytes(v, buf, size);
+}
+static inline int cavro_value_get_enum(const avro_value_t *v, int *out) { return avro_value_get_enum(v, out); }
+static inline int cavro_value_get_fixed(const avro_value_t *v, const void **buf, size_t *size) {
+    return avro_value_get_fixed(v, buf, size);
+}
+static inline int cavro_value_set_int(avro_value_t *v, int32_t val) { return avro_value_set_int(v, val); }
+static inline int cavro_value_set_float(avro_value_t *v, float val) { return avro_value_set_float(v, val); }
+static inline int cavro_value_set_double(avro_value_t *v, double val) { return avro_value_set_double(v, val); }
+static inline int cavro_value_set_bytes(avro_value_t *v, void *buf, size_t size) {
+    return avro_value_set_bytes(v, buf, size);
+}
+static inline int cavro_value_set_enum(avro_value_t *v, int val) { return avro_value_set_enum(v, val); }
+static inline int cavro_value_set_fixed(avro_value_t *v, void *buf, size_t size) {
+    return avro_value_set_fixed(v, buf, size);
+}
+static inline int cavro_value_get_map_entry(const avro_value_t *v, size_t idx, avro_value_t *child, const char **key) {
+    return avro_value_get_by_index(v, idx, child, key);
+}
+static inline int cavro_value_add(avro_value_t *v, const char *key, avro_value_t *child) {
+    return avro_value_add(v, key, child, NULL, NULL);
+}

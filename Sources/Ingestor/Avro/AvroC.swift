@@ -43,6 +43,8 @@ private func withAvroErrorLock<R: Sendable>(_ body: () -> R) -> R {
 /// A parsed Avro schema (owns one avro_schema_t reference).
 final class AvroSchema {
     fileprivate let raw: avro_schema_t
+    /// The JSON text it was parsed from (schema resolution reads field defaults from it: avro-c drops them).
+    let json: String
 
     /// Parses schema JSON text (avro_schema_from_json_length).
     init(json: String) throws(AvroError) {
@@ -59,6 +61,7 @@ final class AvroSchema {
         }
         guard let box = parsed.0 else { throw AvroError("invalid Avro schema: \(parsed.1)") }
         raw = box.value
+        self.json = json
     }
 
     deinit { avro_schema_decref(raw) }
@@ -190,6 +193,113 @@ struct AvroValue {
         return AvroValue(raw: out)
     }
 
+    func int() throws(AvroError) -> Int32 {
+        var v = raw
+        var out: Int32 = 0
+        let rc = cavro_value_get_int(&v, &out)
+        guard rc == 0 else { throw AvroError.last("get_int", code: rc) }
+        return out
+    }
+
+    func float() throws(AvroError) -> Float {
+        var v = raw
+        var out: Float = 0
+        let rc = cavro_value_get_float(&v, &out)
+        guard rc == 0 else { throw AvroError.last("get_float", code: rc) }
+        return out
+    }
+
+    func double() throws(AvroError) -> Double {
+        var v = raw
+        var out: Double = 0
+        let rc = cavro_value_get_double(&v, &out)
+        guard rc == 0 else { throw AvroError.last("get_double", code: rc) }
+        return out
+    }
+
+    /// Bytes or fixed contents (copied).
+    func bytes() throws(AvroError) -> [UInt8] {
+        var v = raw
+        var ptr: UnsafeRawPointer? = nil
+        var size = 0
+        let isFixed = cavro_value_get_type(&v) == AVRO_FIXED
+        let rc = isFixed ? cavro_value_get_fixed(&v, &ptr, &size) : cavro_value_get_bytes(&v, &ptr, &size)
+        guard rc == 0 else { throw AvroError.last("get_bytes", code: rc) }
+        guard let ptr, size > 0 else { return [] }
+        return Array(UnsafeRawBufferPointer(start: ptr, count: size))
+    }
+
+    /// An enum value's symbol index.
+    func enumIndex() throws(AvroError) -> Int {
+        var v = raw
+        var out: Int32 = 0
+        let rc = cavro_value_get_enum(&v, &out)
+        guard rc == 0 else { throw AvroError.last("get_enum", code: rc) }
+        return Int(out)
+    }
+
+    /// Key and value of a map entry by index.
+    func mapEntry(_ index: Int) throws(AvroError) -> (String, AvroValue) {
+        var v = raw
+        var out = avro_value_t()
+        var key: UnsafePointer<CChar>? = nil
+        let rc = cavro_value_get_map_entry(&v, index, &out, &key)
+        guard rc == 0, out.iface != nil, let key else { throw AvroError.last("map entry \(index)", code: rc) }
+        return (String(cString: key), AvroValue(raw: out))
+    }
+
+    func setInt(_ x: Int32) throws(AvroError) {
+        var v = raw
+        let rc = cavro_value_set_int(&v, x)
+        guard rc == 0 else { throw AvroError.last("set_int", code: rc) }
+    }
+
+    func setFloat(_ x: Float) throws(AvroError) {
+        var v = raw
+        let rc = cavro_value_set_float(&v, x)
+        guard rc == 0 else { throw AvroError.last("set_float", code: rc) }
+    }
+
+    func setDouble(_ x: Double) throws(AvroError) {
+        var v = raw
+        let rc = cavro_value_set_double(&v, x)
+        guard rc == 0 else { throw AvroError.last("set_double", code: rc) }
+    }
+
+    func setNull() throws(AvroError) {
+        var v = raw
+        let rc = cavro_value_set_null(&v)
+        guard rc == 0 else { throw AvroError.last("set_null", code: rc) }
+    }
+
+    /// Sets bytes or fixed contents (avro-c copies them).
+    func setBytes(_ bytes: [UInt8]) throws(AvroError) {
+        var v = raw
+        let isFixed = cavro_value_get_type(&v) == AVRO_FIXED
+        var copy = bytes
+        let rc = copy.withUnsafeMutableBytes { buf in
+            isFixed
+                ? cavro_value_set_fixed(&v, buf.baseAddress, buf.count)
+                : cavro_value_set_bytes(&v, buf.baseAddress, buf.count)
+        }
+        guard rc == 0 else { throw AvroError.last("set_bytes", code: rc) }
+    }
+
+    func setEnumIndex(_ index: Int) throws(AvroError) {
+        var v = raw
+        let rc = cavro_value_set_enum(&v, Int32(index))
+        guard rc == 0 else { throw AvroError.last("set_enum", code: rc) }
+    }
+
+    /// Adds (or finds) a map entry and returns its value.
+    func addMapEntry(_ key: String) throws(AvroError) -> AvroValue {
+        var v = raw
+        var out = avro_value_t()
+        let rc = key.withCString { cavro_value_add(&v, $0, &out) }
+        guard rc == 0, out.iface != nil else { throw AvroError.last("map add", code: rc) }
+        return AvroValue(raw: out)
+    }
+
     /// Appends a new element to an array value and returns it.
     func append() throws(AvroError) -> AvroValue {
         var v = raw
@@ -202,8 +312,8 @@ struct AvroValue {
 
 /// One reusable avro-c value of a reader schema, with its memory reader and writer. Decodes bytes
 /// written with `writer` (resolved into the reader schema with avro-c's resolved writer when the two
-/// differ) and encodes the value with the reader schema. Reused across calls: no per-call setup.
-/// Not thread-safe: one owner thread.
+/// differ; reader fields the writer lacks get their defaults, see `ReaderDefaults`) and encodes the value
+/// with the reader schema. Reused across calls: no per-call setup. Not thread-safe: one owner thread.
 final class AvroDatum {
     let schema: AvroSchema
     let writerSchema: AvroSchema?
@@ -212,6 +322,10 @@ final class AvroDatum {
     private let value: UnsafeMutablePointer<avro_value_t>
     private let resolvedIface: UnsafeMutablePointer<avro_value_iface_t>?
     private let resolved: UnsafeMutablePointer<avro_value_t>
+    /// When the writer lacks reader fields: the projected reader value avro-c decodes into, its class and
+    /// the plan that copies it into `value` with the defaults.
+    private let projected: (iface: UnsafeMutablePointer<avro_value_iface_t>, value: UnsafeMutablePointer<avro_value_t>)?
+    private let defaults: ReaderDefaults?
     private let reader: avro_reader_t
     private let writer: avro_writer_t
     private var scratch: UnsafeMutableRawBufferPointer
@@ -220,48 +334,55 @@ final class AvroDatum {
     ///   - schema: the reader schema (the shape of `root`, and the schema `encode` writes).
     ///   - writer: the schema the decoded bytes were written with, if it differs from `schema`.
     init(schema: AvroSchema, writer: AvroSchema? = nil) throws(AvroError) {
-        guard let iface = avro_generic_class_from_schema(schema.raw) else {
-            throw AvroError.last("cannot build value class for \(schema.fullName)", code: EINVAL)
+        var defaults: ReaderDefaults? = nil
+        var target = schema
+        if let writer {
+            let plan = try ReaderDefaults(readerJSON: schema.json, writerJSON: writer.json)
+            if plan.needsProjection {
+                defaults = plan
+                target = try AvroSchema(json: plan.projectedJSON)
+            }
         }
-        let value = UnsafeMutablePointer<avro_value_t>.allocate(capacity: 1)
+        let (iface, value) = try Self.newValue(schema)
+        var projected: (UnsafeMutablePointer<avro_value_iface_t>, UnsafeMutablePointer<avro_value_t>)? = nil
+        if defaults != nil {
+            do {
+                projected = try Self.newValue(target)
+            } catch {
+                Self.free(iface, value)
+                throw error
+            }
+        }
         let resolved = UnsafeMutablePointer<avro_value_t>.allocate(capacity: 1)
-        value.initialize(to: avro_value_t())
         resolved.initialize(to: avro_value_t())
-        var rc = avro_generic_value_new(iface, value)
-        guard rc == 0 else {
-            cavro_value_iface_decref(iface)
-            value.deallocate()
-            resolved.deallocate()
-            throw AvroError.last("cannot create value for \(schema.fullName)", code: rc)
-        }
         var resolvedIface: UnsafeMutablePointer<avro_value_iface_t>? = nil
         if let writer {
-            let (writerRaw, readerRaw) = (writer.raw, schema.raw)
+            let (writerRaw, readerRaw) = (writer.raw, target.raw)
             let made: (UncheckedBox<UnsafeMutablePointer<avro_value_iface_t>>?, String) = withAvroErrorLock {
                 guard let ri = avro_resolved_writer_new(writerRaw, readerRaw) else {
                     return (nil, AvroError.lastMessage(code: EINVAL))
                 }
                 return (UncheckedBox(ri), "")
             }
-            guard let ri = made.0?.value else {
-                let error = AvroError("writer schema cannot be resolved against \(schema.fullName): \(made.1)")
-                avro_value_decref(value)
-                cavro_value_iface_decref(iface)
-                value.deallocate()
-                resolved.deallocate()
-                throw error
+            var failure: AvroError? = nil
+            if let ri = made.0?.value {
+                let rc = avro_resolved_writer_new_value(ri, resolved)
+                if rc == 0 {
+                    avro_resolved_writer_set_dest(resolved, projected?.1 ?? value)
+                    resolvedIface = ri
+                } else {
+                    cavro_value_iface_decref(ri)
+                    failure = AvroError.last("cannot create resolved value", code: rc)
+                }
+            } else {
+                failure = AvroError("writer schema cannot be resolved against \(schema.fullName): \(made.1)")
             }
-            rc = avro_resolved_writer_new_value(ri, resolved)
-            guard rc == 0 else {
-                avro_value_decref(value)
-                cavro_value_iface_decref(iface)
-                cavro_value_iface_decref(ri)
-                value.deallocate()
+            if let failure {
+                Self.free(iface, value)
+                if let projected { Self.free(projected.0, projected.1) }
                 resolved.deallocate()
-                throw AvroError.last("cannot create resolved value", code: rc)
+                throw failure
             }
-            avro_resolved_writer_set_dest(resolved, value)
-            resolvedIface = ri
         }
         let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 1024, alignment: 8)
         let start = scratch.baseAddress?.assumingMemoryBound(to: CChar.self)
@@ -274,19 +395,46 @@ final class AvroDatum {
         self.value = value
         self.resolved = resolved
         self.resolvedIface = resolvedIface
+        self.projected = projected.map { (iface: $0.0, value: $0.1) }
+        self.defaults = defaults
         self.reader = reader
         self.writer = writerIO
         self.scratch = scratch
+    }
+
+    /// A generic value of `schema` and its class.
+    private static func newValue(_ schema: AvroSchema) throws(AvroError) -> (
+        UnsafeMutablePointer<avro_value_iface_t>, UnsafeMutablePointer<avro_value_t>
+    ) {
+        guard let iface = avro_generic_class_from_schema(schema.raw) else {
+            throw AvroError.last("cannot build value class for \(schema.fullName)", code: EINVAL)
+        }
+        let value = UnsafeMutablePointer<avro_value_t>.allocate(capacity: 1)
+        value.initialize(to: avro_value_t())
+        let rc = avro_generic_value_new(iface, value)
+        guard rc == 0 else {
+            cavro_value_iface_decref(iface)
+            value.deallocate()
+            throw AvroError.last("cannot create value for \(schema.fullName)", code: rc)
+        }
+        return (iface, value)
+    }
+
+    private static func free(
+        _ iface: UnsafeMutablePointer<avro_value_iface_t>, _ value: UnsafeMutablePointer<avro_value_t>
+    ) {
+        avro_value_decref(value)
+        cavro_value_iface_decref(iface)
+        value.deallocate()
     }
 
     deinit {
         if resolvedIface != nil {
             avro_value_decref(resolved)
         }
-        avro_value_decref(value)
         if let resolvedIface { cavro_value_iface_decref(resolvedIface) }
-        cavro_value_iface_decref(iface)
-        value.deallocate()
+        if let projected { Self.free(projected.iface, projected.value) }
+        Self.free(iface, value)
         resolved.deallocate()
         avro_reader_free(reader)
         avro_writer_free(writer)
@@ -316,6 +464,10 @@ final class AvroDatum {
             return rc == 0 ? nil : AvroError.lastMessage(code: rc)
         }
         if let failure { throw AvroError("cannot decode \(schema.fullName): \(failure)") }
+        if let defaults, let projected {
+            try reset()
+            try defaults.fill(root, from: AvroValue(raw: projected.value.pointee))
+        }
     }
 
     /// Encodes `root` with the reader schema and hands the bytes to `body` (valid only inside it).

@@ -224,12 +224,9 @@ final class EventCodec {
                     kind: kind, id: id, datum: try AvroDatum(schema: reader),
                     fieldMap: Array(0..<readerFields.count))
             }
-            // avro-c's resolver does not fill reader defaults for fields the writer lacks: resolve against
-            // the reader schema without those fields and supply the defaults when extracting.
-            let projection = try EventCodec.projectReader(readerJSON: readerText, writerJSON: text)
-            let projected = try AvroSchema(json: projection.json)
-            let datum = try AvroDatum(schema: projected, writer: writer)
-            return Decoder(kind: kind, id: id, datum: datum, fieldMap: projection.fieldMap)
+            // AvroDatum fills the reader defaults of fields the writer lacks, at any depth (avro-c cannot).
+            let datum = try AvroDatum(schema: reader, writer: writer)
+            return Decoder(kind: kind, id: id, datum: datum, fieldMap: Array(0..<readerFields.count))
         } catch {
             throw DecodeFailure(
                 .unknownSchemaId,
@@ -248,34 +245,6 @@ final class EventCodec {
             names.append(name)
         }
         return names
-    }
-
-    /// The reader record without the fields the writer lacks (those need a default), and for each
-    /// reader field its index in that projection (-1 when dropped).
-    static func projectReader(readerJSON: String, writerJSON: String) throws(AvroError) -> (
-        json: String, fieldMap: [Int]
-    ) {
-        guard let reader = try? JSONParser.parse(readerJSON), case .object(var members) = reader,
-            case .array(let fields)? = reader["fields"]
-        else { throw AvroError("reader schema JSON is not a record") }
-        let writerFields = Set(try fieldNames(ofRecordJSON: writerJSON))
-        var kept: [JSONValue] = []
-        var fieldMap: [Int] = []
-        for field in fields {
-            guard case .string(let name)? = field["name"] else { throw AvroError("record field without a name") }
-            if writerFields.contains(name) {
-                fieldMap.append(kept.count)
-                kept.append(field)
-            } else if field["default"] != nil {
-                fieldMap.append(-1)
-            } else {
-                throw AvroError("field '\(name)' is missing in the writer schema and has no default")
-            }
-        }
-        if let index = members.firstIndex(where: { $0.0 == "fields" }) {
-            members[index].1 = .array(kept)
-        }
-        return (JSONValue.object(members).serialized, fieldMap)
     }
 
     // MARK: - Encoding

@@ -63,6 +63,10 @@ final class ChangelogRestorer {
         props["isolation.level"] = "read_committed"
         props.removeValue(forKey: "group.instance.id")
         props.removeValue(forKey: "statistics.interval.ms")
+        // librdkafka postpones a partition's next fetch by fetch.queue.backoff.ms (1 s by default) whenever the
+        // consumer queue is over its thresholds; a restore drains the queue in milliseconds, so those pauses were
+        // most of a cold restore (1M records: ~8 s → 4–5 s with 10 ms, docs/benchmarks.md).
+        props["fetch.queue.backoff.ms"] = props["fetch.queue.backoff.ms"] ?? "10"
         consumer = try KafkaConsumer(properties: props, logger: logger)
         self.stores = stores
         self.topics = topics
