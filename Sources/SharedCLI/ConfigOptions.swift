@@ -25,13 +25,18 @@ extension ConfigOptions {
     }
 }
 
+extension ConfigOptions {
+    /// The sources to load, without --print-config: an unparsed `ConfigOptions()` (tests) cannot read its @Flag.
+    var loadSources: ConfigSources { ConfigSources(config: config, secrets: secrets, overrides: overrides) }
+}
+
 extension ConfigLoader {
     public static func load(options: ConfigOptions) throws -> AppConfig {
-        try load(sources: options.sources)
+        try load(sources: options.loadSources)
     }
 
     /// Loads and validates; throws `ConfigValidationError` listing every bad key with its path.
     public static func loadWithSecrets(options: ConfigOptions, environment: [String: String]) throws -> LoadedConfig {
-        try loadWithSecrets(sources: options.sources, environment: environment)
+        try loadWithSecrets(sources: options.loadSources, environment: environment)
     }
 }
