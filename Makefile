@@ -29,7 +29,7 @@ fuzz:
 	bash scripts/fuzz-socket.sh
 
 # Every benchmark, each printing its figures (release builds; several minutes). docs/benchmarks.md has results.
-bench: bench-socket bench-query-load bench-gateway bench-forwarding bench-ingestor
+bench: bench-socket bench-query-load bench-gateway bench-forwarding bench-ingestor bench-restore
 
 clean:
 	rm -rf .build run
