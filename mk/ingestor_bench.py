@@ -129,6 +129,8 @@ def run(args, guarantee: str | None) -> None:
                                 stderr=subprocess.STDOUT)
         first = None
         profiler = None
+        peak_anon = peak_file = 0.0
+        last_sample = 0.0
         consumed = 0.0
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
@@ -145,6 +147,10 @@ def run(args, guarantee: str | None) -> None:
                         ["perf", "record", "-F", "499", "-g", "--call-graph", "dwarf,16384", "-p", str(proc.pid),
                          "-o", args.perf, "--", "sleep", str(args.perf_seconds)],
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if time.monotonic() - last_sample >= 0.5:
+                last_sample = time.monotonic()
+                a, f = rss_split_mb(proc.pid)
+                peak_anon, peak_file = max(peak_anon, a), max(peak_file, f)
             if consumed >= args.events:
                 break
         end = time.monotonic()
@@ -161,7 +167,8 @@ def run(args, guarantee: str | None) -> None:
         rate = (args.events - first[1]) / max(end - first[0], 1e-6)
         per_event_us = cpu / max(args.events - first[1], 1) * 1e6
         print(f"{guarantee}: {rate:,.0f} events/s over {end - first[0]:.1f}s, {per_event_us:.1f} us CPU/event "
-              f"(all ingestor threads), peak RSS {rss:.1f} MB (now {anon:.1f} anon + {file_backed:.1f} file) "
+              f"(all ingestor threads), peak RSS {rss:.1f} MB (now {anon:.1f} anon + {file_backed:.1f} file; "
+              f"sampled peaks {peak_anon:.1f} anon, {peak_file:.1f} file) "
               f"({args.events} events, {args.keys} keys, {args.partitions} partitions, "
               f"commit every {args.commit_interval} ms)")
     finally:

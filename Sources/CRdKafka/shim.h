@@ -53,3 +53,10 @@ static inline int k8s_malloc_arena_max(int arenas) {
     return 0;
 #endif
 }
+
+/* Hands free heap pages back to the kernel (glibc keeps freed chunks of long-lived arenas resident). */
+static inline void k8s_malloc_trim(void) {
+#ifdef M_ARENA_MAX
+    malloc_trim(0);
+#endif
+}

@@ -27,6 +27,10 @@ final class KafkaConf {
         if getenv("MALLOC_ARENA_MAX") == nil { _ = k8s_malloc_arena_max(2) }
     }()
 
+    /// Returns freed heap pages to the kernel (called every few seconds by the stream loop): the record
+    /// cache's evictions and librdkafka's drained fetch buffers otherwise stay resident as anon memory.
+    static func releaseFreeMemory() { k8s_malloc_trim() }
+
     func set(_ key: String, _ value: String) throws(KafkaError) {
         guard let handle else { throw KafkaError(config: "configuration already consumed") }
         var errstr = [CChar](repeating: 0, count: 512)

@@ -31,8 +31,10 @@ struct StreamSettings: Sendable {
     var exactlyOnce: Bool
     var commitIntervalMs: Int
     var cacheMaxEntries: Int
-    /// Bound of the record cache's clean entries (decoded aggregates kept across commits for hot keys).
-    var hotKeys = 32_768
+    /// Bound of the record cache's clean entries (decoded aggregates kept across commits for hot keys). 8,192:
+    /// ~30 MB less anon memory than 32,768 for no measurable loss since a miss costs an LMDB read plus the
+    /// hand-written Avro decode (docs/benchmarks.md, throughput pass 2).
+    var hotKeys = 8_192
     /// Records taken from the consumer queue per `rd_kafka_consume_batch_queue`.
     var pollBatchSize = 1_000
     var autoOffsetReset: AutoOffsetReset
@@ -752,6 +754,7 @@ final class StreamLoop: RebalanceListener {
         lastStatsUpdate = now
         // Bound what an OS crash can take from the local store (MDB_NOSYNC); the changelog replays the rest.
         stores.syncAll()
+        KafkaConf.releaseFreeMemory()
         for kind in StoreKind.allCases {
             let store = stores[kind]
             let keys = tasks.keys.reduce(0) { $0 + store.count(partition: $1) }
