@@ -74,4 +74,11 @@ import Testing
         #expect(reopened.get(partition: 1, key: Array("k3".utf8)) == nil)
         #expect(reopened.checkpoint(partition: 1) == Checkpoint(inputOffset: 100, changelogOffset: 3))
     }
+
+    @Test func borrowedHeaderDecodesLikeTheCopiedOne() {
+        for text in ["0", "7", "123456789", "999999999999999999", "9223372036854775807", "-3", "x1", ""] {
+            let bytes = Array(text.utf8)
+            #expect(bytes.withUnsafeBytes { ChangelogHeader.decode($0) } == ChangelogHeader.decode(bytes), "\(text)")
+        }
+    }
 }

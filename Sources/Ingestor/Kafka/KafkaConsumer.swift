@@ -116,8 +116,9 @@ package final class KafkaConsumer {
     /// Records go to `onRecord` without copying (the buffers are librdkafka's, valid only during the call);
     /// partition EOFs and errors go to `onEvent`. Returns how many were polled. Stops early, destroying the
     /// rest, if a handler throws.
+    /// `header`: the name of one header to borrow into `ConsumedRecord.header` (the changelog restore).
     package func pollBatch(
-        max: Int, timeoutMs: Int32, onRecord: (ConsumedRecord) throws -> Void,
+        max: Int, timeoutMs: Int32, header: String? = nil, onRecord: (ConsumedRecord) throws -> Void,
         onEvent: (ConsumerEvent) throws -> Void
     ) throws -> Int {
         if batchBuffer.count < max { batchBuffer = Array(repeating: nil, count: max) }
@@ -139,10 +140,11 @@ package final class KafkaConsumer {
             defer { rd_kafka_message_destroy(message) }
             let m = message.pointee
             if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
-                let record = ConsumedRecord(
+                var record = ConsumedRecord(
                     topic: topicName(m.rkt), partition: m.partition, offset: m.offset,
                     key: m.key.map { UnsafeRawBufferPointer(start: $0, count: m.key_len) },
                     value: m.payload.map { UnsafeRawBufferPointer(start: $0, count: m.len) })
+                if let header { record.header = Self.lastHeader(message, header) }
                 try onRecord(record)
             } else {
                 try onEvent(event(of: message, headers: false))
@@ -172,6 +174,18 @@ package final class KafkaConsumer {
         var record = KafkaRecord(topic: topic, partition: m.partition, offset: m.offset, key: key, value: value)
         if headers { record.headers = Self.readHeaders(message) }
         return .record(record)
+    }
+
+    /// The last header named `name`, borrowed from the message (no copy).
+    private static func lastHeader(_ message: UnsafeMutablePointer<rd_kafka_message_t>, _ name: String)
+        -> UnsafeRawBufferPointer?
+    {
+        var hdrs: OpaquePointer?
+        guard rd_kafka_message_headers(message, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs else { return nil }
+        var value: UnsafeRawPointer?
+        var size = 0
+        guard rd_kafka_header_get_last(hdrs, name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
+        return UnsafeRawBufferPointer(start: value, count: size)
     }
 
     private static func readHeaders(_ message: UnsafeMutablePointer<rd_kafka_message_t>) -> [KafkaHeader] {

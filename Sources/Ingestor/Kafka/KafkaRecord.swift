@@ -47,6 +47,8 @@ package struct ConsumedRecord {
     package var offset: Int64
     package var key: UnsafeRawBufferPointer?
     package var value: UnsafeRawBufferPointer?
+    /// The last header of the name given to `pollBatch(header:)`, borrowed like key and value.
+    package var header: UnsafeRawBufferPointer? = nil
 }
 
 /// What one consumer poll returns.
