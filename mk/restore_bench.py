@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shutil
 import signal
@@ -80,7 +79,7 @@ def produce(bootstrap: str, chasers: list[str], bills: list[str]) -> None:
     p = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 50,
                   "batch.num.messages": 10_000, "queue.buffering.max.messages": 500_000,
                   "enable.idempotence": True})
-    for kind, keys, encode in (("chaser", chasers, chaser), ("bill", bills, bill)):
+    for keys, encode in ((chasers, chaser), (bills, bill)):
         for i, key in enumerate(keys):
             while True:
                 try:
@@ -96,13 +95,11 @@ def produce(bootstrap: str, chasers: list[str], bills: list[str]) -> None:
 
 def changelog_bytes(bootstrap: str, topics: list[str]) -> tuple[int, int]:
     """(records, key+value bytes) of the changelog topics, read to their ends."""
-    from confluent_kafka import Consumer, KafkaError
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
 
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "restore-bench-size", "enable.auto.commit": False,
                   "auto.offset.reset": "earliest", "enable.partition.eof": True, "session.timeout.ms": 6000})
     meta = c.list_topics(timeout=10)
-    from confluent_kafka import TopicPartition
-
     parts = [TopicPartition(t, p, 0) for t in topics for p in meta.topics[t].partitions]
     c.assign(parts)
     left = {(tp.topic, tp.partition) for tp in parts}
