@@ -35,6 +35,8 @@ final class HTTPConnection: StreamHandleDelegate, ResponseSink {
     private var readPaused = false
     /// Inside streamDidRead: completions wait for the single flush at its end.
     private var dispatching = false
+    /// Queued on the server for its once-per-iteration flush.
+    private var flushQueued = false
     private var peerClosed = false
     private var headStartMs: UInt64?
     private var bodyStartMs: UInt64?
@@ -188,7 +190,16 @@ final class HTTPConnection: StreamHandleDelegate, ResponseSink {
         let index = slotHead + Int(sequence - headSequence)
         guard index < slots.count, slots[index].response == nil else { return }
         slots[index].response = response
-        if index == slotHead && !dispatching { flush() }
+        if index == slotHead && !dispatching && !flushQueued {
+            flushQueued = true
+            server.requestFlush(self)
+        }
+    }
+
+    /// Called by the server for a flush requested by `complete`.
+    func flushQueuedAnswers() {
+        flushQueued = false
+        flush()
     }
 
     /// Encodes every completed response at the head of the queue and writes them at once.

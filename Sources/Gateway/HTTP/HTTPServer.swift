@@ -18,6 +18,14 @@ final class HTTPServer {
     private(set) var draining = false
     /// Called once after `drain()` when the last connection closed.
     private var onDrained: (() -> Void)?
+    /// Connections whose answers completed outside their own read callback (an ingestor or peer reply):
+    /// written once per loop iteration, so a batch of pipelined answers costs one write, not one each.
+    private var deferredFlushes: [HTTPConnection] = []
+    /// True from this iteration's after-I/O flush until the loop next prepares to poll: a completion
+    /// then (a timer, another watcher, a close callback) is written at once rather than after the next poll.
+    private var flushedThisIteration = true
+    private var afterIO: LoopCheck?
+    private var beforeIO: LoopCheck?
 
     /// The port actually bound.
     var port: Int { listener?.port ?? 0 }
@@ -39,6 +47,24 @@ final class HTTPServer {
         listener = try TCPListener(loop: loop, host: host, port: port) { [unowned self] stream in
             self.accepted(stream)
         }
+        afterIO = LoopCheck(loop: loop, phase: .afterIO) { [unowned self] in self.flushDeferred() }
+        beforeIO = LoopCheck(loop: loop, phase: .beforeIO) { [unowned self] in self.flushedThisIteration = false }
+    }
+
+    /// Writes `connection`'s completed answers now, or with the others at the end of this iteration's I/O.
+    func requestFlush(_ connection: HTTPConnection) {
+        if flushedThisIteration {
+            connection.flushQueuedAnswers()
+        } else {
+            deferredFlushes.append(connection)
+        }
+    }
+
+    private func flushDeferred() {
+        flushedThisIteration = true
+        guard !deferredFlushes.isEmpty else { return }
+        for connection in deferredFlushes { connection.flushQueuedAnswers() }
+        deferredFlushes.removeAll(keepingCapacity: true)
     }
 
     /// Written to connections over the cap before closing them (no parsing, no slot).
@@ -99,6 +125,10 @@ final class HTTPServer {
     }
 
     private func finishDrain() {
+        afterIO?.close()
+        beforeIO?.close()
+        afterIO = nil
+        beforeIO = nil
         let done = onDrained
         onDrained = nil
         done?()
