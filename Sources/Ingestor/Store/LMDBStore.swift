@@ -152,9 +152,10 @@ package final class LMDBStore: @unchecked Sendable {
         return dbi
     }
 
-    private func put(_ txn: OpaquePointer, _ dbi: MDB_dbi, _ key: [UInt8], _ value: [UInt8], _ op: String)
-        throws(StoreError)
-    {
+    /// `op` names the failed operation; an autoclosure so the hot path builds no string per put.
+    private func put(
+        _ txn: OpaquePointer, _ dbi: MDB_dbi, _ key: [UInt8], _ value: [UInt8], _ op: @autoclosure () -> String
+    ) throws(StoreError) {
         var rc: Int32 = 0
         key.withUnsafeBytes { k in
             value.withUnsafeBytes { v in
@@ -163,7 +164,7 @@ package final class LMDBStore: @unchecked Sendable {
                 rc = mdb_put(txn, dbi, &mk, &mv, 0)
             }
         }
-        try Self.check(rc, name, op)
+        if rc != 0 { try Self.check(rc, name, op()) }
     }
 
     private static func checkpointKey(_ partition: Int32) -> [UInt8] { Array("cp/\(partition)".utf8) }
