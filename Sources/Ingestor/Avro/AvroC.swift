@@ -93,6 +93,25 @@ private struct UncheckedBox<T>: @unchecked Sendable {
 struct AvroValue {
     fileprivate var raw: avro_value_t
 
+    /// Runs an avro-c getter on this value; a non-zero return code becomes an error naming `operation`.
+    private func get<T>(
+        _ initial: T, _ operation: String,
+        _ getter: (UnsafeMutablePointer<avro_value_t>, UnsafeMutablePointer<T>) -> Int32
+    ) throws(AvroError) -> T {
+        var v = raw
+        var out = initial
+        let rc = getter(&v, &out)
+        guard rc == 0 else { throw AvroError.last(operation, code: rc) }
+        return out
+    }
+
+    /// Runs an avro-c setter on this value; a non-zero return code becomes an error naming `operation`.
+    private func set(_ operation: String, _ setter: (UnsafeMutablePointer<avro_value_t>) -> Int32) throws(AvroError) {
+        var v = raw
+        let rc = setter(&v)
+        guard rc == 0 else { throw AvroError.last(operation, code: rc) }
+    }
+
     /// Record field (or array element) by index.
     func child(_ index: Int) throws(AvroError) -> AvroValue {
         var v = raw
@@ -103,28 +122,12 @@ struct AvroValue {
     }
 
     /// Number of fields of a record / elements of an array.
-    func count() throws(AvroError) -> Int {
-        var v = raw
-        var size = 0
-        let rc = cavro_value_get_size(&v, &size)
-        guard rc == 0 else { throw AvroError.last("get_size", code: rc) }
-        return size
-    }
+    func count() throws(AvroError) -> Int { try get(Int(0), "get_size") { cavro_value_get_size($0, $1) } }
 
-    func long() throws(AvroError) -> Int64 {
-        var v = raw
-        var out: Int64 = 0
-        let rc = cavro_value_get_long(&v, &out)
-        guard rc == 0 else { throw AvroError.last("get_long", code: rc) }
-        return out
-    }
+    func long() throws(AvroError) -> Int64 { try get(Int64(0), "get_long") { cavro_value_get_long($0, $1) } }
 
     func bool() throws(AvroError) -> Bool {
-        var v = raw
-        var out: Int32 = 0
-        let rc = cavro_value_get_boolean(&v, &out)
-        guard rc == 0 else { throw AvroError.last("get_boolean", code: rc) }
-        return out != 0
+        (try get(Int32(0), "get_boolean") { cavro_value_get_boolean($0, $1) }) != 0
     }
 
     func string() throws(AvroError) -> String {
@@ -158,17 +161,9 @@ struct AvroValue {
         return disc == 0 ? nil : value
     }
 
-    func setLong(_ x: Int64) throws(AvroError) {
-        var v = raw
-        let rc = cavro_value_set_long(&v, x)
-        guard rc == 0 else { throw AvroError.last("set_long", code: rc) }
-    }
+    func setLong(_ x: Int64) throws(AvroError) { try set("set_long") { cavro_value_set_long($0, x) } }
 
-    func setBool(_ x: Bool) throws(AvroError) {
-        var v = raw
-        let rc = cavro_value_set_boolean(&v, x ? 1 : 0)
-        guard rc == 0 else { throw AvroError.last("set_boolean", code: rc) }
-    }
+    func setBool(_ x: Bool) throws(AvroError) { try set("set_boolean") { cavro_value_set_boolean($0, x ? 1 : 0) } }
 
     func setString(_ s: String) throws(AvroError) {
         var v = raw
@@ -193,29 +188,11 @@ struct AvroValue {
         return AvroValue(raw: out)
     }
 
-    func int() throws(AvroError) -> Int32 {
-        var v = raw
-        var out: Int32 = 0
-        let rc = cavro_value_get_int(&v, &out)
-        guard rc == 0 else { throw AvroError.last("get_int", code: rc) }
-        return out
-    }
+    func int() throws(AvroError) -> Int32 { try get(Int32(0), "get_int") { cavro_value_get_int($0, $1) } }
 
-    func float() throws(AvroError) -> Float {
-        var v = raw
-        var out: Float = 0
-        let rc = cavro_value_get_float(&v, &out)
-        guard rc == 0 else { throw AvroError.last("get_float", code: rc) }
-        return out
-    }
+    func float() throws(AvroError) -> Float { try get(Float(0), "get_float") { cavro_value_get_float($0, $1) } }
 
-    func double() throws(AvroError) -> Double {
-        var v = raw
-        var out: Double = 0
-        let rc = cavro_value_get_double(&v, &out)
-        guard rc == 0 else { throw AvroError.last("get_double", code: rc) }
-        return out
-    }
+    func double() throws(AvroError) -> Double { try get(Double(0), "get_double") { cavro_value_get_double($0, $1) } }
 
     /// Bytes or fixed contents (copied).
     func bytes() throws(AvroError) -> [UInt8] {
@@ -230,13 +207,7 @@ struct AvroValue {
     }
 
     /// An enum value's symbol index.
-    func enumIndex() throws(AvroError) -> Int {
-        var v = raw
-        var out: Int32 = 0
-        let rc = cavro_value_get_enum(&v, &out)
-        guard rc == 0 else { throw AvroError.last("get_enum", code: rc) }
-        return Int(out)
-    }
+    func enumIndex() throws(AvroError) -> Int { Int((try get(Int32(0), "get_enum") { cavro_value_get_enum($0, $1) })) }
 
     /// Key and value of a map entry by index.
     func mapEntry(_ index: Int) throws(AvroError) -> (String, AvroValue) {
@@ -248,23 +219,11 @@ struct AvroValue {
         return (String(cString: key), AvroValue(raw: out))
     }
 
-    func setInt(_ x: Int32) throws(AvroError) {
-        var v = raw
-        let rc = cavro_value_set_int(&v, x)
-        guard rc == 0 else { throw AvroError.last("set_int", code: rc) }
-    }
+    func setInt(_ x: Int32) throws(AvroError) { try set("set_int") { cavro_value_set_int($0, x) } }
 
-    func setFloat(_ x: Float) throws(AvroError) {
-        var v = raw
-        let rc = cavro_value_set_float(&v, x)
-        guard rc == 0 else { throw AvroError.last("set_float", code: rc) }
-    }
+    func setFloat(_ x: Float) throws(AvroError) { try set("set_float") { cavro_value_set_float($0, x) } }
 
-    func setDouble(_ x: Double) throws(AvroError) {
-        var v = raw
-        let rc = cavro_value_set_double(&v, x)
-        guard rc == 0 else { throw AvroError.last("set_double", code: rc) }
-    }
+    func setDouble(_ x: Double) throws(AvroError) { try set("set_double") { cavro_value_set_double($0, x) } }
 
     func setNull() throws(AvroError) {
         var v = raw
@@ -285,11 +244,7 @@ struct AvroValue {
         guard rc == 0 else { throw AvroError.last("set_bytes", code: rc) }
     }
 
-    func setEnumIndex(_ index: Int) throws(AvroError) {
-        var v = raw
-        let rc = cavro_value_set_enum(&v, Int32(index))
-        guard rc == 0 else { throw AvroError.last("set_enum", code: rc) }
-    }
+    func setEnumIndex(_ index: Int) throws(AvroError) { try set("set_enum") { cavro_value_set_enum($0, Int32(index)) } }
 
     /// Adds (or finds) a map entry and returns its value.
     func addMapEntry(_ key: String) throws(AvroError) -> AvroValue {
