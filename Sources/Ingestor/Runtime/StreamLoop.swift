@@ -586,8 +586,14 @@ final class StreamLoop: RebalanceListener {
     private func evictIfNeeded() {
         guard chaserCache.count + billingCache.count > settings.hotKeys else { return }
         let persisted = persistedEpoch
+        // Keep the capacity: the next epoch refills the cache, and regrowing it from the survivors' size
+        // rehashed every entry several times per eviction (seen in perf as Dictionary resizes in `fold`).
+        let chaserCapacity = chaserCache.capacity
+        let billingCapacity = billingCache.capacity
         chaserCache = chaserCache.filter { $0.value.dirty || $0.value.epoch > persisted }
         billingCache = billingCache.filter { $0.value.dirty || $0.value.epoch > persisted }
+        chaserCache.reserveCapacity(chaserCapacity)
+        billingCache.reserveCapacity(billingCapacity)
     }
 
     /// Forgets cached aggregates of partitions leaving this member (another member may change them).
