@@ -414,27 +414,27 @@ final class StreamLoop: RebalanceListener {
         try produceCached(store, key)
     }
 
+    /// Encodes `key`'s cached aggregate if it is dirty and marks it clean as of the collecting epoch.
+    private func takeDirty<A>(
+        _ cache: inout [CacheKey: CachedAggregate<A>], _ key: CacheKey, encode: (A) -> [UInt8]
+    ) -> (bytes: [UInt8], inputOffset: Int64)? {
+        guard let i = cache.index(forKey: key), cache.values[i].dirty else { return nil }
+        cache.values[i].dirty = false
+        cache.values[i].epoch = epoch
+        return (encode(cache.values[i].aggregate), cache.values[i].inputOffset)
+    }
+
     /// Encodes and produces a dirty cached aggregate; its bytes join the collecting epoch's store batch.
     private func produceCached(_ store: StoreKind, _ key: CacheKey) throws {
-        let bytes: [UInt8]
-        let offset: Int64
+        let taken: (bytes: [UInt8], inputOffset: Int64)?
         switch store {
-        case .chaser:
-            guard let i = chaserCache.index(forKey: key), chaserCache.values[i].dirty else { return }
-            bytes = codec.encode(chaserCache.values[i].aggregate)
-            offset = chaserCache.values[i].inputOffset
-            chaserCache.values[i].dirty = false
-            chaserCache.values[i].epoch = epoch
-        case .billing:
-            guard let i = billingCache.index(forKey: key), billingCache.values[i].dirty else { return }
-            bytes = codec.encode(billingCache.values[i].aggregate)
-            offset = billingCache.values[i].inputOffset
-            billingCache.values[i].dirty = false
-            billingCache.values[i].epoch = epoch
+        case .chaser: taken = takeDirty(&chaserCache, key) { codec.encode($0) }
+        case .billing: taken = takeDirty(&billingCache, key) { codec.encode($0) }
         }
+        guard let taken else { return }
         let keyBytes = key.bytes
-        try emit(store, key: keyBytes, value: bytes, partition: key.partition, inputOffset: offset)
-        collecting[store.rawValue].put(partition: key.partition, key: keyBytes, value: bytes)
+        try emit(store, key: keyBytes, value: taken.bytes, partition: key.partition, inputOffset: taken.inputOffset)
+        collecting[store.rawValue].put(partition: key.partition, key: keyBytes, value: taken.bytes)
         collectingPartitions.insert(key.partition)
     }
 

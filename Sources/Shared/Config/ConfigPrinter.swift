@@ -53,24 +53,7 @@ public enum ConfigPrinter {
         return isInteger ? value : quoted(value)
     }
 
-    /// Double-quoted YAML scalar, so values round-trip as strings whatever they contain.
-    static func quoted(_ value: String) -> String {
-        var out = "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            default:
-                if scalar.value < 0x20 {
-                    out += "\\x" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
-    }
+    /// Double-quoted YAML scalar, so values round-trip as strings whatever they contain. A JSON string is a
+    /// valid YAML double-quoted scalar (the same escapes), so the one JSON escaper serves.
+    static func quoted(_ value: String) -> String { JSONText.quote(value) }
 }
