@@ -57,6 +57,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds per thread name (threads of one name summed): shows which thread is the bottleneck."""
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            comm = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        hz = os.sysconf("SC_CLK_TCK")
+        out[comm] = out.get(comm, 0.0) + (int(fields[11]) + int(fields[12])) / hz
+        out[comm + " sys"] = out.get(comm + " sys", 0.0) + int(fields[12]) / hz
+    return out
+
+
 def rss_split_mb(pid: int) -> tuple[float, float]:
     """(anonymous, file-backed) resident MB now: file-backed is mostly LMDB pages and shared libraries."""
     vals = {}
@@ -142,6 +157,8 @@ def run(args, guarantee: str | None) -> None:
             if consumed > 0 and first is None:
                 first = (time.monotonic(), consumed)
                 cpu0 = cpu_seconds(proc.pid)
+                threads0 = thread_cpu(proc.pid)
+                broker0 = cpu_seconds(broker.proc.pid)
                 if args.perf:
                     profiler = subprocess.Popen(
                         ["perf", "record", "-F", "499", "-g", "--call-graph", "dwarf,16384", "-p", str(proc.pid),
@@ -157,6 +174,8 @@ def run(args, guarantee: str | None) -> None:
         rss = peak_rss_mb(proc.pid)
         anon, file_backed = rss_split_mb(proc.pid)
         cpu = cpu_seconds(proc.pid) - cpu0 if first else 0.0
+        threads = {k: v - threads0.get(k, 0.0) for k, v in thread_cpu(proc.pid).items()} if first else {}
+        broker_cpu = cpu_seconds(broker.proc.pid) - broker0 if first else 0.0
         if profiler:
             profiler.wait(60)
         proc.send_signal(signal.SIGTERM)
@@ -171,6 +190,10 @@ def run(args, guarantee: str | None) -> None:
               f"sampled peaks {peak_anon:.1f} anon, {peak_file:.1f} file) "
               f"({args.events} events, {args.keys} keys, {args.partitions} partitions, "
               f"commit every {args.commit_interval} ms)")
+        wall = max(end - first[0], 1e-6)
+        busiest = sorted(threads.items(), key=lambda kv: -kv[1])[:6]
+        print("  CPU share of wall time: " + ", ".join(f"{name} {sec / wall:.0%}" for name, sec in busiest)
+              + f"; tansu {broker_cpu / wall:.0%}; load {os.getloadavg()[0]:.1f}")
     finally:
         broker.stop()
         if not args.keep:

@@ -1,0 +1,98 @@
+// The stream thread's settings and the librdkafka properties of its clients, derived from AppConfig.
+import Shared
+
+/// What a stream thread needs, derived from AppConfig at the composition root.
+struct StreamSettings: Sendable {
+    var inputTopic: String
+    var outputTopics: [StoreKind: String]
+    var changelogTopics: [StoreKind: String]
+    var deadLetterTopic: String
+    var exactlyOnce: Bool
+    var commitIntervalMs: Int
+    var cacheMaxEntries: Int
+    /// Bound of the record cache's clean entries (decoded aggregates kept across commits for hot keys). 8,192:
+    /// ~30 MB less anon memory than 32,768 for no measurable loss since a miss costs an LMDB read plus the
+    /// hand-written Avro decode (docs/benchmarks.md, throughput pass 2).
+    var hotKeys = 8_192
+    /// Records taken from the consumer queue per `rd_kafka_consume_batch_queue`.
+    var pollBatchSize = 1_000
+    var autoOffsetReset: AutoOffsetReset
+    var consumerProperties: [String: String]
+    var producerProperties: [String: String]
+    var restoreProperties: [String: String]
+    var adminProperties: [String: String]
+
+    init(config: AppConfig) {
+        let k = config.kafka
+        inputTopic = k.inputTopic
+        outputTopics = [.chaser: k.chaserTopic, .billing: k.billingTopic]
+        changelogTopics = [.chaser: k.chaserChangelogTopic, .billing: k.billingChangelogTopic]
+        deadLetterTopic = k.deadLetterTopic
+        exactlyOnce = k.processingGuarantee == .exactlyOnceV2
+        commitIntervalMs = max(1, k.commitIntervalMs)
+        cacheMaxEntries = max(0, k.cacheMaxEntries)
+        autoOffsetReset = k.autoOffsetReset
+        let client = "\(k.applicationId)-\(config.pod.name)"
+        var base = ["bootstrap.servers": k.bootstrapServers]
+        base.merge(k.properties) { _, user in user }
+
+        var consumer = base
+        consumer["client.id"] = consumer["client.id"] ?? "\(client)-consumer"
+        consumer["partition.assignment.strategy"] = consumer["partition.assignment.strategy"] ?? "cooperative-sticky"
+        consumer["statistics.interval.ms"] = consumer["statistics.interval.ms"] ?? "5000"
+        // librdkafka prefetches up to 64 MB per consumer by default: bound it for the memory target. A shallow
+        // queue is enough once librdkafka stops pausing a partition's fetches for fetch.queue.backoff.ms (1 s by
+        // default) whenever the queue is over these thresholds: that pause, not the depth, capped 10000/2048 at
+        // ~23k events/s; with 10 ms it matches 100000/16384 at a third of the anon memory (docs/benchmarks.md).
+        consumer["queued.max.messages.kbytes"] = consumer["queued.max.messages.kbytes"] ?? "2048"
+        consumer["queued.min.messages"] = consumer["queued.min.messages"] ?? "10000"
+        consumer["fetch.queue.backoff.ms"] = consumer["fetch.queue.backoff.ms"] ?? "10"
+        consumer["group.id"] = k.applicationId
+        consumer["enable.auto.commit"] = "false"
+        consumer["enable.auto.offset.store"] = "false"
+        consumer["auto.offset.reset"] = k.autoOffsetReset.rawValue
+        consumer["isolation.level"] = "read_committed"
+        consumerProperties = consumer
+
+        var producer = Self.producerOnly(base)
+        producer["client.id"] = producer["client.id"] ?? "\(client)-producer"
+        producer["linger.ms"] = producer["linger.ms"] ?? "5"
+        producer["enable.idempotence"] = "true"
+        producer["partitioner"] = producer["partitioner"] ?? "murmur2_random"
+        if exactlyOnce {
+            producer["transactional.id"] = producer["transactional.id"] ?? client
+        } else {
+            producer.removeValue(forKey: "transactional.id")
+        }
+        producerProperties = producer
+
+        var restore = base
+        restore["client.id"] = "\(client)-restore"
+        restore["queued.max.messages.kbytes"] = restore["queued.max.messages.kbytes"] ?? "8192"
+        restore["fetch.wait.max.ms"] = restore["fetch.wait.max.ms"] ?? "100"
+        // Never subscribes or commits; librdkafka wants a group id for incremental assignment.
+        restore["group.id"] = "\(client)-restore"
+        restoreProperties = restore
+        var admin = Self.producerOnly(base)
+        admin["client.id"] = "\(client)-admin"
+        adminProperties = admin
+    }
+}
+
+extension StreamSettings {
+    /// Consumer-only librdkafka keys (left out of producer/admin configs to avoid CONFWARN noise).
+    static let consumerOnlyKeys: Set<String> = [
+        "session.timeout.ms", "heartbeat.interval.ms", "group.id", "group.instance.id", "group.protocol",
+        "group.remote.assignor", "partition.assignment.strategy", "auto.offset.reset", "max.poll.interval.ms",
+        "isolation.level", "enable.auto.commit", "enable.auto.offset.store", "auto.commit.interval.ms",
+        "enable.partition.eof", "fetch.wait.max.ms", "fetch.min.bytes", "fetch.max.bytes", "fetch.error.backoff.ms",
+        "max.partition.fetch.bytes", "fetch.message.max.bytes", "queued.min.messages", "queued.max.messages.kbytes",
+        "fetch.queue.backoff.ms",
+        "check.crcs", "coordinator.query.interval.ms", "client.rack",
+    ]
+
+    /// `properties` without consumer-only keys.
+    static func producerOnly(_ properties: [String: String]) -> [String: String] {
+        properties.filter { !consumerOnlyKeys.contains($0.key) || $0.key == "client.rack" }
+    }
+}
