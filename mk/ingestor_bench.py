@@ -83,6 +83,29 @@ def rss_split_mb(pid: int) -> tuple[float, float]:
     return anon, vals.get("Rss:", 0.0) - anon
 
 
+def smaps_groups(pid: int) -> dict[str, dict[str, float]]:
+    """Resident MB per kind of mapping: "heap" (anonymous: malloc arenas, stacks), "lmdb" (the stores' data.mdb
+    maps), "libs" (shared libraries and the binary), "other"; each with its anon, clean and dirty shares."""
+    groups: dict[str, dict[str, float]] = {}
+    cur: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        head = line.split()
+        if head and "-" in head[0] and ":" not in head[0]:
+            name = head[5] if len(head) > 5 else ""
+            kind = ("heap" if name in ("", "[heap]") or name.startswith("[stack") else "lmdb"
+                    if name.endswith(".mdb") else "libs" if ".so" in name or name.startswith("/") else "other")
+            cur = groups.setdefault(kind, {})
+        elif len(head) >= 2 and head[0] in ("Rss:", "Anonymous:", "Private_Dirty:", "Shared_Dirty:"):
+            cur[head[0][:-1]] = cur.get(head[0][:-1], 0.0) + int(head[1]) / 1024
+    return groups
+
+
+def format_smaps(groups: dict[str, dict[str, float]]) -> str:
+    return ", ".join(f"{kind} {g.get('Rss', 0):.1f} (anon {g.get('Anonymous', 0):.1f}, dirty "
+                     f"{g.get('Private_Dirty', 0) + g.get('Shared_Dirty', 0):.1f})"
+                     for kind, g in sorted(groups.items(), key=lambda kv: -kv[1].get("Rss", 0)))
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -171,8 +194,15 @@ def run(args, guarantee: str | None) -> None:
             if consumed >= args.events:
                 break
         end = time.monotonic()
+        try:
+            final = metrics(str(workdir / "ingestor.sock"))
+        except OSError:
+            final = {}
+        commits = final.get("commits_total", 0.0)
+        latency = sum(v for k, v in final.items() if k.startswith("commit_latency_seconds_sum"))
         rss = peak_rss_mb(proc.pid)
         anon, file_backed = rss_split_mb(proc.pid)
+        smaps = format_smaps(smaps_groups(proc.pid)) if args.smaps else ""
         cpu = cpu_seconds(proc.pid) - cpu0 if first else 0.0
         threads = {k: v - threads0.get(k, 0.0) for k, v in thread_cpu(proc.pid).items()} if first else {}
         broker_cpu = cpu_seconds(broker.proc.pid) - broker0 if first else 0.0
@@ -194,6 +224,11 @@ def run(args, guarantee: str | None) -> None:
         busiest = sorted(threads.items(), key=lambda kv: -kv[1])[:6]
         print("  CPU share of wall time: " + ", ".join(f"{name} {sec / wall:.0%}" for name, sec in busiest)
               + f"; tansu {broker_cpu / wall:.0%}; load {os.getloadavg()[0]:.1f}")
+        if commits:
+            print(f"  {commits:.0f} commits, {args.events / commits:,.0f} events and "
+                  f"{latency / commits * 1e3:.1f} ms from hand-off to local store per commit")
+        if smaps:
+            print(f"  resident MB by mapping at the end: {smaps}")
     finally:
         broker.stop()
         if not args.keep:
@@ -214,6 +249,8 @@ def main() -> int:
     p.add_argument("--perf", metavar="FILE", help="perf record (dwarf call graphs) the ingestor into FILE once it "
                    "consumes (the profile itself slows the run: take its rate with a grain of salt)")
     p.add_argument("--perf-seconds", type=float, default=4.0)
+    p.add_argument("--smaps", action="store_true", help="print resident MB by kind of mapping at the end (malloc "
+                   "heap and stacks, LMDB maps, libraries) with their anon and dirty shares")
     args = p.parse_args()
     for g in [None, "at_least_once", "exactly_once_v2"]:
         if args.only and (g or "ceiling") != args.only:

@@ -32,7 +32,7 @@ package struct ProducerTopic: @unchecked Sendable {
 }
 
 /// A librdkafka producer. `produce` is thread-safe; delivery reports run inside `poll`/`flush`/commit on the
-/// calling thread. Transactional calls belong to one thread (the stream thread).
+/// calling thread. Transactional calls belong to one thread (the ingestor's commit thread).
 package final class KafkaProducer: @unchecked Sendable {
     private let rk: OpaquePointer
     private let callbacks: ProducerCallbacks

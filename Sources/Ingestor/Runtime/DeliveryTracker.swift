@@ -1,7 +1,7 @@
-// Collects delivery reports of the stream thread's producer: changelog offsets and failures per commit.
+// Collects delivery reports of the stream's producer: changelog offsets and failures per commit.
 import Metrics
 
-/// Bound to the stream thread (delivery reports run inside its producer poll/flush/commit calls).
+/// Bound to the commit thread (delivery reports run inside its producer poll/flush/commit calls).
 final class DeliveryTracker {
     /// Highest delivered changelog offset per store and partition since the last commit.
     var changelogHigh: [[Int32: Int64]] = Array(repeating: [:], count: StoreKind.allCases.count)

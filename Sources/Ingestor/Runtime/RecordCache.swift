@@ -1,4 +1,4 @@
-// Record-cache value types of the stream loop: allocation-free cache keys, cached aggregates, pending commits.
+// Record-cache value types of the stream loop: allocation-free cache keys, cached aggregates.
 
 /// A record key and its input partition as a dictionary key. Keys up to 32 bytes are stored inline, so
 /// looking a record up costs no allocation; longer keys spill to an array.
@@ -77,18 +77,6 @@ struct CachedAggregate<A> {
     var dirty: Bool
     /// The commit epoch that last produced it; evictable once LMDB has that epoch.
     var epoch: UInt64
-}
-
-/// Work produced for one commit, waiting for Kafka to take it (all deliveries acknowledged, then the
-/// transaction or offset commit) before the local store follows.
-struct PendingCommit {
-    var epoch: UInt64
-    var offsets: [TopicPartition: Int64]
-    /// Values per store (`StoreKind.rawValue`), written with the checkpoints once Kafka committed.
-    var batches: [StoreWriteBatch]
-    /// Partitions whose checkpoints advance.
-    var partitions: Set<Int32>
-    var started: ContinuousClock.Instant
 }
 
 /// An Int64 as decimal ASCII in a stack buffer (the changelog header's text, without a String per record).

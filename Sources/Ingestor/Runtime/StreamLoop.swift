@@ -23,7 +23,7 @@ struct PartitionTask {
 }
 
 /// The loop. Bound to the stream thread: everything here runs on it (rebalance callbacks included, they
-/// run inside `consumer.poll`), except `StreamThread.requestStop`.
+/// run inside `consumer.poll`), except `StreamThread.requestStop` and what it hands to the `CommitWorker`.
 final class StreamLoop: RebalanceListener {
     private let settings: StreamSettings
     private let stores: StateStores
@@ -31,14 +31,15 @@ final class StreamLoop: RebalanceListener {
     private let metrics: IngestorMetrics
     private let logger: Logger
     private let codec: FastEventCodec
+    private let commitCodec: FastEventCodec
     private let tracker: DeliveryTracker
     private var consumer: KafkaConsumer?
+    /// Runs the Kafka side of each commit on the commit thread (made in `start`, once the consumer exists).
+    private var worker: CommitWorker?
     private let producer: KafkaProducer
     private let restorer: ChangelogRestorer
     private let partitionCount: Int32
     private let dlqPartitions: Int32
-    /// (output, changelog) topic handles by `StoreKind.rawValue`.
-    private let topics: [(ProducerTopic, ProducerTopic)]
 
     private var tasks: [Int32: PartitionTask] = [:]
     /// The record cache: latest aggregate per (partition, key), dirty or already produced.
@@ -50,14 +51,12 @@ final class StreamLoop: RebalanceListener {
     /// The epoch collecting work now (the next commit's); `persistedEpoch` is the last one LMDB has.
     private var epoch: UInt64 = 1
     private var persistedEpoch: UInt64 = 0
-    /// Values produced for the collecting epoch outside a commit (cacheMaxEntries 0), by store.
-    private var collecting = Array(repeating: StoreWriteBatch(), count: StoreKind.allCases.count)
-    private var collectingPartitions = Set<Int32>()
-    /// The produced commit Kafka has not confirmed yet; consumption goes on meanwhile.
-    private var pending: PendingCommit?
+    /// Dead letters and (cacheMaxEntries 0) every update of the collecting epoch; the commit adds the dirty keys.
+    private var collecting = EpochWork(epoch: 1)
+    /// An epoch is with the commit worker; consumption goes on meanwhile, into the cache.
+    private var inFlight = false
     /// Metric increments summed per polled batch (one atomic update per batch, not per record).
     private var counted = (consumed: 0, chasers: 0, aggregations: 0, lastTTL: Int64?.none)
-    private var transactionOpen = false
     /// An error raised inside a rebalance callback (C cannot propagate it); rethrown after poll.
     private var callbackError: (any Error)?
     private let clock = ContinuousClock()
@@ -65,13 +64,15 @@ final class StreamLoop: RebalanceListener {
 
     init(
         settings: StreamSettings, stores: StateStores, registry: PartitionRegistry, metrics: IngestorMetrics,
-        codec: FastEventCodec, partitionCount: Int32, dlqPartitions: Int32, logger: Logger
+        codec: FastEventCodec, commitCodec: FastEventCodec, partitionCount: Int32, dlqPartitions: Int32,
+        logger: Logger
     ) throws {
         self.settings = settings
         self.stores = stores
         self.registry = registry
         self.metrics = metrics
         self.codec = codec
+        self.commitCodec = commitCodec
         self.partitionCount = partitionCount
         self.dlqPartitions = dlqPartitions
         self.logger = logger
@@ -79,12 +80,6 @@ final class StreamLoop: RebalanceListener {
         self.tracker = tracker
         let producer = try KafkaProducer(properties: settings.producerProperties) { tracker.delivered($0) }
         self.producer = producer
-        topics = try StoreKind.allCases.map { store in
-            (
-                try producer.topic(settings.outputTopics[store] ?? store.name),
-                try producer.topic(settings.changelogTopics[store] ?? "\(store.name)-changelog")
-            )
-        }
         restorer = try ChangelogRestorer(
             properties: settings.restoreProperties, stores: stores, topics: settings.changelogTopics,
             metrics: metrics, logger: logger)
@@ -94,8 +89,16 @@ final class StreamLoop: RebalanceListener {
 
     func start() throws {
         if settings.exactlyOnce {
-            try retrying("init_transactions") { () throws(KafkaError) in
-                try producer.initTransactions(timeoutMs: 30_000)
+            // Before the commit thread starts, the producer is still this thread's.
+            for attempt in 1...10 {
+                do {
+                    try producer.initTransactions(timeoutMs: 30_000)
+                    break
+                } catch {
+                    guard error.kind == .retriable, attempt < 10 else { throw error }
+                    logger.warning("retrying init_transactions", metadata: ["error": "\(error)"])
+                    producer.poll(timeoutMs: Int32(min(1_000, 50 * attempt)))
+                }
             }
         }
         let consumer = try KafkaConsumer(
@@ -104,6 +107,12 @@ final class StreamLoop: RebalanceListener {
                 for s in stats { metrics.lag(topic: s.topic, partition: s.partition).record(s.lag) }
             }, logger: logger)
         self.consumer = consumer
+        // From here on the producer belongs to the commit thread.
+        let worker = try CommitWorker(
+            settings: settings, producer: producer, tracker: tracker, codec: commitCodec, consumer: consumer,
+            logger: logger)
+        try worker.start()
+        self.worker = worker
         try consumer.subscribe([settings.inputTopic])
         registry.update { $0.partitionCount = partitionCount }
         logger.info(
@@ -126,8 +135,8 @@ final class StreamLoop: RebalanceListener {
                     for p in try restorer.poll(maxEvents: 5_000, timeoutMs: 10) { try activate(p) }
                 }
                 let untilCommit = max(0, (nextCommit - clock.now) / .milliseconds(1))
-                // While a commit is pending, come back soon to notice its completion.
-                let idleWait = pending == nil ? 100 : 2
+                // While a commit is in flight, come back soon to notice its completion.
+                let idleWait = inFlight ? 2 : 100
                 let timeout = Int32(restorer.isIdle ? min(Double(idleWait), untilCommit) : 0)
                 var served = 0
                 var batches = 0
@@ -148,10 +157,10 @@ final class StreamLoop: RebalanceListener {
                     callbackError = nil
                     throw error
                 }
-                producer.poll(timeoutMs: 0)
-                if pending != nil { try completePending(wait: false) }
-                if clock.now >= nextCommit || cacheFull {
-                    try commit()
+                if inFlight { try finishInFlight(wait: false) }
+                // A commit falls due while the previous epoch is still in flight: keep folding (the epoch just
+                // grows) unless the cache is full.
+                if clock.now >= nextCommit || cacheFull, try commit(wait: cacheFull) {
                     nextCommit = clock.now + interval
                 }
                 periodicStats()
@@ -164,8 +173,8 @@ final class StreamLoop: RebalanceListener {
     /// Graceful end: commit (or abort), leave the group, flush, sync the stores.
     func shutdown() {
         do {
-            try commit()
-            try completePending(wait: true)
+            try commit(wait: true)
+            try finishInFlight(wait: true)
         } catch {
             logger.warning("final commit failed; aborting", metadata: ["error": "\(error)"])
             try? abortAndRewind(because: error)
@@ -175,11 +184,11 @@ final class StreamLoop: RebalanceListener {
             $0.joinedGroup = false
         }
         consumer?.close()
-        if settings.exactlyOnce, transactionOpen {
-            try? producer.abortTransaction(timeoutMs: 5_000)
-            transactionOpen = false
+        if let worker {
+            _ = worker.run(.abort)
+            _ = worker.run(.flush)
+            worker.submit(.stop)
         }
-        try? producer.flush(timeoutMs: 5_000)
         stores.syncAll()
         logger.info("stream thread stopped")
     }
@@ -214,14 +223,14 @@ final class StreamLoop: RebalanceListener {
         tasks[record.partition] = task
 
         guard let key = record.key else {
-            try deadLetter(record, reason: "null-key", detail: "record has no key")
+            deadLetter(record, reason: "null-key", detail: "record has no key")
             return
         }
         let event: InputEvent
         do {
             event = try codec.decodeInput(record.value ?? UnsafeRawBufferPointer(start: nil, count: 0))
         } catch {
-            try deadLetter(record, reason: error.reason, detail: error.detail)
+            deadLetter(record, reason: error.reason, detail: error.detail)
             return
         }
         let cacheKey = CacheKey(partition: record.partition, bytes: key)
@@ -235,7 +244,7 @@ final class StreamLoop: RebalanceListener {
             } apply: { aggregate in
                 aggregate = ChaserRules.apply(aggregate, chaser)
             }
-            if settings.cacheMaxEntries == 0 { try emitNow(.chaser, cacheKey) }
+            if settings.cacheMaxEntries == 0 { emitNow(.chaser, cacheKey) }
         case .bill, .paymentRequest, .paymentFailed:
             counted.aggregations += 1
             var firstBill = false
@@ -246,7 +255,7 @@ final class StreamLoop: RebalanceListener {
                 aggregate = BillingRules.apply(aggregate, event)
             }
             if firstBill { metrics.billingCustomerBills.increment() }
-            if settings.cacheMaxEntries == 0 { try emitNow(.billing, cacheKey) }
+            if settings.cacheMaxEntries == 0 { emitNow(.billing, cacheKey) }
         }
     }
 
@@ -305,66 +314,26 @@ final class StreamLoop: RebalanceListener {
         }
     }
 
-    private func ensureTransaction() throws(KafkaError) {
-        guard settings.exactlyOnce, !transactionOpen else { return }
-        try producer.beginTransaction()
-        transactionOpen = true
+    /// cacheMaxEntries 0: the key's aggregate joins the collecting epoch at once (every update is emitted).
+    private func emitNow(_ store: StoreKind, _ key: CacheKey) {
+        switch store {
+        case .chaser: if let u = takeDirty(&chaserCache, key) { collecting.chaser.append(u) }
+        case .billing: if let u = takeDirty(&billingCache, key) { collecting.billing.append(u) }
+        }
     }
 
-    /// cacheMaxEntries 0: produces the key's aggregate at once (after the pending commit completed, so the
-    /// record belongs to the next transaction and its delivery to the next checkpoint).
-    private func emitNow(_ store: StoreKind, _ key: CacheKey) throws {
-        try completePending(wait: true)
-        try produceCached(store, key)
-    }
-
-    /// Encodes `key`'s cached aggregate if it is dirty and marks it clean as of the collecting epoch.
-    private func takeDirty<A>(
-        _ cache: inout [CacheKey: CachedAggregate<A>], _ key: CacheKey, encode: (A) -> [UInt8]
-    ) -> (bytes: [UInt8], inputOffset: Int64)? {
+    /// `key`'s cached aggregate if it is dirty, marked clean as of the collecting epoch.
+    private func takeDirty<A>(_ cache: inout [CacheKey: CachedAggregate<A>], _ key: CacheKey) -> EpochWork.Update<A>? {
         guard let i = cache.index(forKey: key), cache.values[i].dirty else { return nil }
         cache.values[i].dirty = false
         cache.values[i].epoch = epoch
-        return (encode(cache.values[i].aggregate), cache.values[i].inputOffset)
+        collecting.partitions.insert(key.partition)
+        return EpochWork.Update(
+            key: key, aggregate: cache.values[i].aggregate, inputOffset: cache.values[i].inputOffset)
     }
 
-    /// Encodes and produces a dirty cached aggregate; its bytes join the collecting epoch's store batch.
-    private func produceCached(_ store: StoreKind, _ key: CacheKey) throws {
-        let taken: (bytes: [UInt8], inputOffset: Int64)?
-        switch store {
-        case .chaser: taken = takeDirty(&chaserCache, key) { codec.encode($0) }
-        case .billing: taken = takeDirty(&billingCache, key) { codec.encode($0) }
-        }
-        guard let taken else { return }
-        let keyBytes = key.bytes
-        try emit(store, key: keyBytes, value: taken.bytes, partition: key.partition, inputOffset: taken.inputOffset)
-        collecting[store.rawValue].put(partition: key.partition, key: keyBytes, value: taken.bytes)
-        collectingPartitions.insert(key.partition)
-    }
-
-    /// Produces an aggregate to its output topic and its changelog (same partition as the input).
-    private func emit(_ store: StoreKind, key: [UInt8], value: [UInt8], partition: Int32, inputOffset: Int64)
-        throws
-    {
-        try ensureTransaction()
-        let (output, changelog) = topics[store.rawValue]
-        var digits = DecimalDigits(inputOffset)
-        try key.withUnsafeBytes { k in
-            try value.withUnsafeBytes { v in
-                try producer.produce(output, partition: partition, key: k, value: v)
-                try digits.withBytes { (header) throws(KafkaError) in
-                    try producer.produce(
-                        changelog, partition: partition, key: k, value: v,
-                        header: (ChangelogHeader.inputOffset, header),
-                        tag: DeliveryTracker.tag(store: store, partition: partition))
-                }
-            }
-        }
-    }
-
-    private func deadLetter(_ record: ConsumedRecord, reason: String, detail: String) throws {
-        try completePending(wait: true)
-        try ensureTransaction()
+    /// Keeps a record that cannot be processed for the collecting epoch's dead-letter produce.
+    private func deadLetter(_ record: ConsumedRecord, reason: String, detail: String) {
         let headers = [
             KafkaHeader("k8s-micro-dlq-reason", reason),
             KafkaHeader("k8s-micro-dlq-detail", detail),
@@ -372,10 +341,10 @@ final class StreamLoop: RebalanceListener {
             KafkaHeader("k8s-micro-origin-partition", String(record.partition)),
             KafkaHeader("k8s-micro-origin-offset", String(record.offset)),
         ]
-        let partition: Int32? = record.partition < dlqPartitions ? record.partition : nil
-        try producer.produce(
-            topic: settings.deadLetterTopic, partition: partition, key: record.key, value: record.value,
-            headers: headers)
+        collecting.deadLetters.append(
+            EpochWork.DeadLetter(
+                partition: record.partition < dlqPartitions ? record.partition : nil, key: record.key.map { Array($0) },
+                value: record.value.map { Array($0) }, headers: headers))
         metrics.deadLettered(reason: reason).increment()
         logger.debug(
             "dead-lettered",
@@ -387,84 +356,52 @@ final class StreamLoop: RebalanceListener {
 
     // MARK: commit
 
-    /// Produces the record cache's dirty aggregates and hands the epoch to Kafka: under exactly_once_v2 the
-    /// offsets join the transaction, whose commit follows once every record is delivered; under
-    /// at_least_once the offsets are committed once every record is acknowledged. Consumption goes on
-    /// meanwhile (into the cache, producing nothing); `completePending` finishes the epoch and only then writes
-    /// values + checkpoints locally, so the local store is never ahead of the committed offsets.
-    private func commit() throws {
-        try completePending(wait: true)
+    /// Hands the collecting epoch to the commit worker: the dirty aggregates, the dead letters and the input's
+    /// next offsets. Under exactly_once_v2 they form one transaction; under at_least_once the offsets are
+    /// committed once every record is acknowledged. Consumption goes on meanwhile (into the cache); once the
+    /// worker is done, `finishInFlight` writes values + checkpoints locally, so the local store is never ahead
+    /// of the committed offsets. Returns false if the previous epoch is still in flight and `wait` is false.
+    @discardableResult
+    private func commit(wait: Bool) throws -> Bool {
+        if inFlight, try !finishInFlight(wait: wait) { return false }
+        guard let worker else { return true }
         var offsets: [TopicPartition: Int64] = [:]
         for (p, task) in tasks where task.active {
             if let next = task.consumedNext, next != task.committed {
                 offsets[TopicPartition(settings.inputTopic, p)] = next
             }
         }
-        guard
-            !offsets.isEmpty || !chaserDirty.isEmpty || !billingDirty.isEmpty || !collectingPartitions.isEmpty
-                || transactionOpen
-        else {
-            return
-        }
-        let started = clock.now
-        for key in chaserDirty { try produceCached(.chaser, key) }
+        for key in chaserDirty { if let u = takeDirty(&chaserCache, key) { collecting.chaser.append(u) } }
         chaserDirty.removeAll(keepingCapacity: true)
-        for key in billingDirty { try produceCached(.billing, key) }
+        for key in billingDirty { if let u = takeDirty(&billingCache, key) { collecting.billing.append(u) } }
         billingDirty.removeAll(keepingCapacity: true)
-        if settings.exactlyOnce, !offsets.isEmpty {
-            guard let consumer else { return }
-            try ensureTransaction()
-            try retrying("send_offsets_to_transaction") { () throws(KafkaError) in
-                try producer.sendOffsetsToTransaction(offsets, consumer: consumer, timeoutMs: 30_000)
-            }
-        }
-        pending = PendingCommit(
-            epoch: epoch, offsets: offsets, batches: collecting,
-            partitions: collectingPartitions.union(offsets.keys.map(\.partition)), started: started)
+        collecting.offsets = offsets
+        guard !collecting.isEmpty || !collecting.partitions.isEmpty else { return true }
+        collecting.partitions.formUnion(offsets.keys.map(\.partition))
+        collecting.started = clock.now
+        worker.submit(.commit(collecting))
+        inFlight = true
         epoch += 1
-        for i in collecting.indices { collecting[i] = StoreWriteBatch() }
-        collectingPartitions.removeAll(keepingCapacity: true)
-        producer.poll(timeoutMs: 0)
+        collecting = EpochWork(epoch: epoch)
+        return true
     }
 
-    /// Finishes the pending commit if Kafka has all its records (or, with `wait`, once it has): commits the
-    /// transaction or the offsets, then writes values + checkpoints to LMDB. Throws abortable errors for
-    /// `abortAndRewind`.
-    private func completePending(wait: Bool) throws {
-        guard let work = pending else { return }
-        if !wait {
-            producer.poll(timeoutMs: 0)
-            if producer.outstanding > 0, tracker.failure == nil { return }
+    /// Takes the in-flight epoch's outcome if the worker is done (or, with `wait`, once it is): a committed
+    /// epoch goes to the local store; a failure is rethrown (abortable ones reach `abortAndRewind`).
+    @discardableResult
+    private func finishInFlight(wait: Bool) throws -> Bool {
+        guard inFlight, let worker else { return true }
+        guard let outcome = wait ? worker.awaitOutcome() : worker.outcome() else {
+            if wait { inFlight = false }  // nothing was with the worker
+            return wait
         }
-        if settings.exactlyOnce {
-            if transactionOpen {
-                try retrying("commit_transaction") { () throws(KafkaError) in
-                    try producer.commitTransaction(timeoutMs: 60_000)
-                }
-                transactionOpen = false
-            }
-            producer.poll(timeoutMs: 0)
-        } else {
-            try retrying("flush") { () throws(KafkaError) in try producer.flush(timeoutMs: 30_000) }
-            if let failure = tracker.failure {
-                throw KafkaError(
-                    code: failure.code, name: failure.name, message: failure.message, kind: .abortable,
-                    operation: failure.operation)
-            }
-            do {
-                try consumer?.commit(work.offsets)
-            } catch {
-                throw KafkaError(
-                    code: error.code, name: error.name, message: error.message, kind: .abortable,
-                    operation: error.operation)
-            }
-        }
-        pending = nil
-        try persist(work)
+        inFlight = false
+        if let committed = try outcome.get() { try persist(committed) }
+        return true
     }
 
     /// Kafka has the epoch: the local store may follow (values and checkpoints, one LMDB txn per store).
-    private func persist(_ work: PendingCommit) throws {
+    private func persist(_ work: CommittedEpoch) throws {
         for (tp, next) in work.offsets { tasks[tp.partition]?.committed = next }
         var batches = work.batches
         for p in work.partitions {
@@ -472,7 +409,7 @@ final class StreamLoop: RebalanceListener {
             for kind in StoreKind.allCases {
                 var checkpoint = task.checkpoints[kind.rawValue] ?? Checkpoint(inputOffset: 0, changelogOffset: 0)
                 checkpoint.inputOffset = max(task.committed, 0)
-                if let high = tracker.changelogHigh[kind.rawValue][p] { checkpoint.changelogOffset = high + 1 }
+                if let high = work.changelogHigh[kind.rawValue][p] { checkpoint.changelogOffset = high + 1 }
                 task.checkpoints[kind.rawValue] = checkpoint
                 batches[kind.rawValue].checkpoints[p] = checkpoint
             }
@@ -480,7 +417,6 @@ final class StreamLoop: RebalanceListener {
         }
         for kind in StoreKind.allCases { try stores[kind].write(batches[kind.rawValue]) }
         persistedEpoch = work.epoch
-        tracker.reset()
         evictIfNeeded()
         metrics.commits.increment()
         metrics.commitLatency.recordNanoseconds(Int64((clock.now - work.started) / .nanoseconds(1)))
@@ -509,47 +445,26 @@ final class StreamLoop: RebalanceListener {
         billingDirty.removeAll { partitions.contains($0.partition) }
     }
 
-    /// Retries `body` while it fails with a retriable error (a few times), rethrowing anything else.
-    private func retrying(_ what: String, _ body: () throws(KafkaError) -> Void) throws(KafkaError) {
-        var attempt = 0
-        while true {
-            do {
-                try body()
-                return
-            } catch  where error.kind == .retriable && attempt < 10 {
-                attempt += 1
-                logger.warning(
-                    "retrying", metadata: ["operation": "\(what)", "attempt": "\(attempt)", "error": "\(error)"])
-                producer.poll(timeoutMs: Int32(min(1_000, 50 * attempt)))
-            }
-        }
-    }
-
     /// Abortable failure: abort the transaction, drop the cache, seek every partition back to its committed
-    /// offset. The local store was never written for that work, so state stays exact.
+    /// offset. The local store was never written for that work, so state stays exact. An epoch still in flight
+    /// is awaited first: if Kafka took it, the local store takes it too and the rewind starts after it.
     private func abortAndRewind(because error: any Error) throws {
         logger.warning("aborting and rewinding to committed offsets", metadata: ["error": "\(error)"])
         metrics.aborts.increment()
-        if settings.exactlyOnce, transactionOpen {
+        if inFlight {
             do {
-                try producer.abortTransaction(timeoutMs: 60_000)
+                try finishInFlight(wait: true)
             } catch {
-                if error.kind == .fatal { throw error }
-                logger.error("abort_transaction failed", metadata: ["error": "\(error)"])
-                throw KafkaError(
-                    code: error.code, name: error.name, message: error.message, kind: .fatal,
-                    operation: error.operation)
+                inFlight = false
+                logger.warning("in-flight epoch failed too", metadata: ["error": "\(error)"])
             }
-            transactionOpen = false
         }
-        pending = nil
+        if let worker { _ = try worker.run(.abort).get() }
         chaserCache.removeAll()
         billingCache.removeAll()
         chaserDirty.removeAll()
         billingDirty.removeAll()
-        for i in collecting.indices { collecting[i] = StoreWriteBatch() }
-        collectingPartitions.removeAll()
-        tracker.reset()
+        collecting = EpochWork(epoch: epoch)
         var seeks: [TopicPartition: Int64] = [:]
         for (p, var task) in tasks where task.active {
             seeks[TopicPartition(settings.inputTopic, p)] = rewindOffset(task)
@@ -619,8 +534,8 @@ final class StreamLoop: RebalanceListener {
                 try abortAndRewind(because: PartitionsLost(partitions: mine))
             } else {
                 do {
-                    try commit()
-                    try completePending(wait: true)
+                    try commit(wait: true)
+                    try finishInFlight(wait: true)
                 } catch let error as KafkaError where error.kind == .abortable || error.kind == .retriable {
                     try abortAndRewind(because: error)
                 }

@@ -1,0 +1,280 @@
+// The commit thread: produces a finished epoch's aggregates and dead letters and commits the epoch to Kafka,
+// while the stream thread goes on folding the next epoch into the record cache.
+import Logging
+import Shared
+
+/// What one commit epoch hands to Kafka, collected on the stream thread.
+struct EpochWork: Sendable {
+    struct Update<A: Sendable>: Sendable {
+        var key: CacheKey
+        var aggregate: A
+        /// The max input offset folded into `aggregate` (the changelog header).
+        var inputOffset: Int64
+    }
+
+    /// A record that could not be processed, owned (the consumer's buffers are gone by commit time).
+    struct DeadLetter: Sendable {
+        var partition: Int32?
+        var key: [UInt8]?
+        var value: [UInt8]?
+        var headers: [KafkaHeader]
+    }
+
+    var epoch: UInt64
+    /// The input's next offsets to commit with the epoch.
+    var offsets: [TopicPartition: Int64] = [:]
+    var chaser: [Update<ChaserAggregate>] = []
+    var billing: [Update<BillAggregate>] = []
+    var deadLetters: [DeadLetter] = []
+    /// Partitions whose checkpoints advance once the epoch is committed.
+    var partitions = Set<Int32>()
+    var started = ContinuousClock.now
+
+    var isEmpty: Bool { offsets.isEmpty && chaser.isEmpty && billing.isEmpty && deadLetters.isEmpty }
+}
+
+/// A committed epoch: what the local store takes next (values, and the changelog offsets for checkpoints).
+struct CommittedEpoch: Sendable {
+    var epoch: UInt64
+    var offsets: [TopicPartition: Int64]
+    var partitions: Set<Int32>
+    /// The encoded values per store (`StoreKind.rawValue`).
+    var batches: [StoreWriteBatch]
+    /// Highest delivered changelog offset per store and partition.
+    var changelogHigh: [[Int32: Int64]]
+    var started: ContinuousClock.Instant
+}
+
+/// Owns the producer (transactions, produce, delivery reports) on its own thread, named "commit". The stream
+/// thread calls `submit`, `outcome` and `awaitOutcome`; one job runs at a time, so every producer call, the
+/// delivery tracker and the codec below belong to the commit thread. Epochs are committed in order.
+final class CommitWorker: @unchecked Sendable {
+    enum Job: Sendable {
+        case commit(EpochWork)
+        /// Abort the open transaction (exactly_once_v2) after a failed epoch.
+        case abort
+        /// Deliver everything enqueued (shutdown).
+        case flush
+        case stop
+    }
+
+    private struct Slot {
+        var job: Job?
+        var running = false
+        var outcome: Result<CommittedEpoch?, any Error>?
+    }
+
+    private let slot = Monitor(Slot())
+    private let settings: StreamSettings
+    private let producer: KafkaProducer
+    private let tracker: DeliveryTracker
+    private let codec: FastEventCodec
+    private let consumer: KafkaConsumer
+    private let logger: Logger
+    /// (output, changelog) topic handles by `StoreKind.rawValue`.
+    private let topics: [(ProducerTopic, ProducerTopic)]
+    private var transactionOpen = false
+
+    init(
+        settings: StreamSettings, producer: KafkaProducer, tracker: DeliveryTracker, codec: FastEventCodec,
+        consumer: KafkaConsumer, logger: Logger
+    ) throws {
+        self.settings = settings
+        self.producer = producer
+        self.tracker = tracker
+        self.codec = codec
+        self.consumer = consumer
+        self.logger = logger
+        topics = try StoreKind.allCases.map { store in
+            (
+                try producer.topic(settings.outputTopics[store] ?? store.name),
+                try producer.topic(settings.changelogTopics[store] ?? "\(store.name)-changelog")
+            )
+        }
+    }
+
+    func start() throws {
+        guard OSThread.spawn(name: "commit", { [self] in loop() }) else {
+            throw KafkaError(config: "cannot start the commit thread")
+        }
+    }
+
+    // MARK: stream thread side
+
+    /// True while a job runs or its outcome has not been taken.
+    var isBusy: Bool { slot.withLock { $0.job != nil || $0.running || $0.outcome != nil } }
+
+    /// Hands a job over; the previous outcome must have been taken.
+    func submit(_ job: Job) {
+        slot.withLock { $0.job = job }
+    }
+
+    /// The finished job's outcome, if it has finished (taking it frees the worker for the next job).
+    func outcome() -> Result<CommittedEpoch?, any Error>? {
+        slot.withLock { s in
+            defer { s.outcome = nil }
+            return s.outcome
+        }
+    }
+
+    /// Waits for the submitted job's outcome (nil when nothing was submitted).
+    func awaitOutcome() -> Result<CommittedEpoch?, any Error>? {
+        if !slot.withLock({ $0.job != nil || $0.running || $0.outcome != nil }) { return nil }
+        return slot.wait { s in
+            guard let outcome = s.outcome else { return nil }
+            s.outcome = nil
+            return outcome
+        }
+    }
+
+    /// Runs `job` and waits for it.
+    func run(_ job: Job) -> Result<CommittedEpoch?, any Error> {
+        submit(job)
+        return awaitOutcome() ?? .success(nil)
+    }
+
+    // MARK: commit thread
+
+    private func loop() {
+        while true {
+            let job = slot.wait(timeoutMs: 100) { s -> Job? in
+                guard let job = s.job else { return nil }
+                s.job = nil
+                s.running = true
+                return job
+            }
+            guard let job else {
+                // Idle: serve librdkafka's error and statistics callbacks.
+                producer.poll(timeoutMs: 0)
+                continue
+            }
+            if case .stop = job {
+                slot.withLock { $0.running = false }
+                return
+            }
+            let outcome = Result { () throws -> CommittedEpoch? in try execute(job) }
+            slot.withLock {
+                $0.running = false
+                $0.outcome = outcome
+            }
+        }
+    }
+
+    private func execute(_ job: Job) throws -> CommittedEpoch? {
+        switch job {
+        case .commit(let work): return try commit(work)
+        case .abort:
+            try abort()
+            return nil
+        case .flush:
+            try producer.flush(timeoutMs: 5_000)
+            return nil
+        case .stop: return nil
+        }
+    }
+
+    private func commit(_ work: EpochWork) throws -> CommittedEpoch {
+        tracker.reset()
+        var batches = Array(repeating: StoreWriteBatch(), count: StoreKind.allCases.count)
+        if settings.exactlyOnce, !transactionOpen {
+            try producer.beginTransaction()
+            transactionOpen = true
+        }
+        for letter in work.deadLetters {
+            try producer.produce(
+                topic: settings.deadLetterTopic, partition: letter.partition, key: letter.key, value: letter.value,
+                headers: letter.headers)
+        }
+        for update in work.chaser {
+            try emit(.chaser, update, encoded: codec.encode(update.aggregate), into: &batches)
+        }
+        for update in work.billing {
+            try emit(.billing, update, encoded: codec.encode(update.aggregate), into: &batches)
+        }
+        if settings.exactlyOnce {
+            if !work.offsets.isEmpty {
+                try retrying("send_offsets_to_transaction") { () throws(KafkaError) in
+                    try producer.sendOffsetsToTransaction(work.offsets, consumer: consumer, timeoutMs: 30_000)
+                }
+            }
+            try retrying("commit_transaction") { () throws(KafkaError) in
+                try producer.commitTransaction(timeoutMs: 60_000)
+            }
+            transactionOpen = false
+        } else {
+            try retrying("flush") { () throws(KafkaError) in try producer.flush(timeoutMs: 30_000) }
+            if let failure = tracker.failure { throw failure.asAbortable }
+            do {
+                try consumer.commit(work.offsets)
+            } catch {
+                throw error.asAbortable
+            }
+        }
+        if let failure = tracker.failure { throw failure.asAbortable }
+        let committed = CommittedEpoch(
+            epoch: work.epoch, offsets: work.offsets, partitions: work.partitions, batches: batches,
+            changelogHigh: tracker.changelogHigh, started: work.started)
+        tracker.flushCounters()
+        return committed
+    }
+
+    /// Produces one aggregate to its output topic and its changelog (same partition as the input); its bytes
+    /// join the store batch.
+    private func emit<A>(
+        _ store: StoreKind, _ update: EpochWork.Update<A>, encoded value: [UInt8], into batches: inout [StoreWriteBatch]
+    ) throws {
+        let (output, changelog) = topics[store.rawValue]
+        let partition = update.key.partition
+        var digits = DecimalDigits(update.inputOffset)
+        let key = update.key.bytes
+        try key.withUnsafeBytes { k in
+            try value.withUnsafeBytes { v in
+                try producer.produce(output, partition: partition, key: k, value: v)
+                try digits.withBytes { (header) throws(KafkaError) in
+                    try producer.produce(
+                        changelog, partition: partition, key: k, value: v,
+                        header: (ChangelogHeader.inputOffset, header),
+                        tag: DeliveryTracker.tag(store: store, partition: partition))
+                }
+            }
+        }
+        batches[store.rawValue].put(partition: partition, key: key, value: value)
+    }
+
+    private func abort() throws {
+        tracker.reset()
+        guard settings.exactlyOnce, transactionOpen else { return }
+        do {
+            try producer.abortTransaction(timeoutMs: 60_000)
+            transactionOpen = false
+        } catch {
+            if error.kind == .fatal { throw error }
+            logger.error("abort_transaction failed", metadata: ["error": "\(error)"])
+            throw KafkaError(
+                code: error.code, name: error.name, message: error.message, kind: .fatal, operation: error.operation)
+        }
+    }
+
+    /// Retries `body` while it fails with a retriable error (a few times), rethrowing anything else.
+    private func retrying(_ what: String, _ body: () throws(KafkaError) -> Void) throws(KafkaError) {
+        var attempt = 0
+        while true {
+            do {
+                try body()
+                return
+            } catch  where error.kind == .retriable && attempt < 10 {
+                attempt += 1
+                logger.warning(
+                    "retrying", metadata: ["operation": "\(what)", "attempt": "\(attempt)", "error": "\(error)"])
+                producer.poll(timeoutMs: Int32(min(1_000, 50 * attempt)))
+            }
+        }
+    }
+}
+
+extension KafkaError {
+    /// The same failure, marked abortable: the epoch is aborted and its input consumed again.
+    var asAbortable: KafkaError {
+        KafkaError(code: code, name: name, message: message, kind: .abortable, operation: operation)
+    }
+}
