@@ -39,6 +39,34 @@ import Testing
         #expect(tracker.changelogHigh[StoreKind.billing.rawValue].isEmpty)
     }
 
+    @Test func productionOrderPopsOnlyPersistedEpochsOldestFirst() {
+        var order = ProductionOrder()
+        let a = CacheKey(partition: 0, bytes: Array("a".utf8))
+        let b = CacheKey(partition: 1, bytes: Array("b".utf8))
+        order.append(.chaser, a, epoch: 1)
+        order.append(.billing, b, epoch: 1)
+        order.append(.chaser, a, epoch: 2)
+        #expect(order.popOldest(persisted: 0) == nil)
+        #expect(order.popOldest(persisted: 1)?.key == a)
+        #expect(order.popOldest(persisted: 1)?.store == .billing)
+        #expect(order.popOldest(persisted: 1) == nil)
+        #expect(order.count == 1)
+        #expect(order.popOldest(persisted: 2)?.epoch == 2)
+        #expect(order.count == 0)
+    }
+
+    @Test func productionOrderCompactsStaleEntriesAndSurvivesManyPops() {
+        var order = ProductionOrder()
+        let keys = (0..<10_000).map { CacheKey(partition: 0, bytes: Array("k\($0)".utf8)) }
+        for (i, key) in keys.enumerated() { order.append(.chaser, key, epoch: UInt64(i / 1_000 + 1)) }
+        for _ in 0..<5_000 { _ = order.popOldest(persisted: 10) }
+        #expect(order.count == 5_000)
+        #expect(order.popOldest(persisted: 10)?.key == keys[5_000])
+        order.compact { $0.epoch == 10 }
+        #expect(order.count == 1_000)
+        #expect(order.popOldest(persisted: 10)?.key == keys[9_000])
+    }
+
     @Test func changelogHeaderRoundTrips() {
         #expect(ChangelogHeader.decode(ChangelogHeader.encode(123_456_789)) == 123_456_789)
         #expect(ChangelogHeader.decode(Array("x".utf8)) == nil)

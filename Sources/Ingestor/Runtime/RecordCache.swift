@@ -79,6 +79,50 @@ struct CachedAggregate<A> {
     var epoch: UInt64
 }
 
+/// The record cache's keys in the order their aggregates were produced, with the producing epoch: eviction
+/// removes the oldest produced entries one by one instead of rebuilding the dictionaries (which freed and
+/// copied every entry once per commit). A key produced again appears again; its older entries are stale.
+struct ProductionOrder {
+    struct Entry {
+        var store: StoreKind
+        var key: CacheKey
+        var epoch: UInt64
+    }
+
+    private var entries: [Entry] = []
+    private var head = 0
+
+    var count: Int { entries.count - head }
+
+    mutating func append(_ store: StoreKind, _ key: CacheKey, epoch: UInt64) {
+        entries.append(Entry(store: store, key: key, epoch: epoch))
+    }
+
+    /// Takes the oldest entry if its epoch is at most `persisted` (entries are in epoch order).
+    mutating func popOldest(persisted: UInt64) -> Entry? {
+        guard head < entries.count, entries[head].epoch <= persisted else { return nil }
+        defer {
+            head += 1
+            if head >= 4_096, head * 2 >= entries.count {
+                entries.removeFirst(head)
+                head = 0
+            }
+        }
+        return entries[head]
+    }
+
+    /// Drops the entries `isCurrent` rejects (stale ones), keeping the order.
+    mutating func compact(_ isCurrent: (Entry) -> Bool) {
+        entries = entries[head...].filter(isCurrent)
+        head = 0
+    }
+
+    mutating func removeAll() {
+        entries.removeAll()
+        head = 0
+    }
+}
+
 /// An Int64 as decimal ASCII in a stack buffer (the changelog header's text, without a String per record).
 struct DecimalDigits {
     private var buffer: (UInt64, UInt64, UInt64) = (0, 0, 0)

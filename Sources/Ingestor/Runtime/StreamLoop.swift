@@ -45,6 +45,8 @@ final class StreamLoop: RebalanceListener {
     /// The record cache: latest aggregate per (partition, key), dirty or already produced.
     private var chaserCache: [CacheKey: CachedAggregate<ChaserAggregate>] = [:]
     private var billingCache: [CacheKey: CachedAggregate<BillAggregate>] = [:]
+    /// Produced keys, oldest first: what eviction takes.
+    private var produced = ProductionOrder()
     /// Keys changed since the last commit produced them.
     private var chaserDirty: [CacheKey] = []
     private var billingDirty: [CacheKey] = []
@@ -317,16 +319,19 @@ final class StreamLoop: RebalanceListener {
     /// cacheMaxEntries 0: the key's aggregate joins the collecting epoch at once (every update is emitted).
     private func emitNow(_ store: StoreKind, _ key: CacheKey) {
         switch store {
-        case .chaser: if let u = takeDirty(&chaserCache, key) { collecting.chaser.append(u) }
-        case .billing: if let u = takeDirty(&billingCache, key) { collecting.billing.append(u) }
+        case .chaser: if let u = takeDirty(.chaser, &chaserCache, key) { collecting.chaser.append(u) }
+        case .billing: if let u = takeDirty(.billing, &billingCache, key) { collecting.billing.append(u) }
         }
     }
 
     /// `key`'s cached aggregate if it is dirty, marked clean as of the collecting epoch.
-    private func takeDirty<A>(_ cache: inout [CacheKey: CachedAggregate<A>], _ key: CacheKey) -> EpochWork.Update<A>? {
+    private func takeDirty<A>(
+        _ store: StoreKind, _ cache: inout [CacheKey: CachedAggregate<A>], _ key: CacheKey
+    ) -> EpochWork.Update<A>? {
         guard let i = cache.index(forKey: key), cache.values[i].dirty else { return nil }
         cache.values[i].dirty = false
         cache.values[i].epoch = epoch
+        produced.append(store, key, epoch: epoch)
         collecting.partitions.insert(key.partition)
         return EpochWork.Update(
             key: key, aggregate: cache.values[i].aggregate, inputOffset: cache.values[i].inputOffset)
@@ -371,9 +376,9 @@ final class StreamLoop: RebalanceListener {
                 offsets[TopicPartition(settings.inputTopic, p)] = next
             }
         }
-        for key in chaserDirty { if let u = takeDirty(&chaserCache, key) { collecting.chaser.append(u) } }
+        for key in chaserDirty { if let u = takeDirty(.chaser, &chaserCache, key) { collecting.chaser.append(u) } }
         chaserDirty.removeAll(keepingCapacity: true)
-        for key in billingDirty { if let u = takeDirty(&billingCache, key) { collecting.billing.append(u) } }
+        for key in billingDirty { if let u = takeDirty(.billing, &billingCache, key) { collecting.billing.append(u) } }
         billingDirty.removeAll(keepingCapacity: true)
         collecting.offsets = offsets
         guard !collecting.isEmpty || !collecting.partitions.isEmpty else { return true }
@@ -422,18 +427,37 @@ final class StreamLoop: RebalanceListener {
         metrics.commitLatency.recordNanoseconds(Int64((clock.now - work.started) / .nanoseconds(1)))
     }
 
-    /// Keeps the record cache bounded: drops clean entries LMDB already has once it outgrows `hotKeys`.
+    /// Keeps the record cache bounded: once it outgrows `hotKeys`, drops the least recently produced clean
+    /// entries that LMDB already has, one by one (the dictionaries keep their capacity: the next epoch refills).
     private func evictIfNeeded() {
-        guard chaserCache.count + billingCache.count > settings.hotKeys else { return }
-        let persisted = persistedEpoch
-        // Keep the capacity: the next epoch refills the cache, and regrowing it from the survivors' size
-        // rehashed every entry several times per eviction (seen in perf as Dictionary resizes in `fold`).
-        let chaserCapacity = chaserCache.capacity
-        let billingCapacity = billingCache.capacity
-        chaserCache = chaserCache.filter { $0.value.dirty || $0.value.epoch > persisted }
-        billingCache = billingCache.filter { $0.value.dirty || $0.value.epoch > persisted }
-        chaserCache.reserveCapacity(chaserCapacity)
-        billingCache.reserveCapacity(billingCapacity)
+        var excess = chaserCache.count + billingCache.count - settings.hotKeys
+        while excess > 0, let oldest = produced.popOldest(persisted: persistedEpoch) {
+            let evicted =
+                switch oldest.store {
+                case .chaser: Self.evict(&chaserCache, oldest)
+                case .billing: Self.evict(&billingCache, oldest)
+                }
+            if evicted { excess -= 1 }
+        }
+        // Under the bound nothing is popped: drop the stale entries before the order outgrows the cache.
+        if produced.count > 2 * (chaserCache.count + billingCache.count) + 4_096 {
+            produced.compact { entry in
+                switch entry.store {
+                case .chaser: chaserCache[entry.key]?.epoch == entry.epoch
+                case .billing: billingCache[entry.key]?.epoch == entry.epoch
+                }
+            }
+        }
+    }
+
+    /// Removes `entry`'s key if the cache still holds the clean value that entry produced.
+    private static func evict<A>(_ cache: inout [CacheKey: CachedAggregate<A>], _ entry: ProductionOrder.Entry)
+        -> Bool
+    {
+        guard let i = cache.index(forKey: entry.key), !cache.values[i].dirty, cache.values[i].epoch == entry.epoch
+        else { return false }
+        cache.remove(at: i)
+        return true
     }
 
     /// Forgets cached aggregates of partitions leaving this member (another member may change them).
@@ -462,6 +486,7 @@ final class StreamLoop: RebalanceListener {
         if let worker { _ = try worker.run(.abort).get() }
         chaserCache.removeAll()
         billingCache.removeAll()
+        produced.removeAll()
         chaserDirty.removeAll()
         billingDirty.removeAll()
         collecting = EpochWork(epoch: epoch)
