@@ -28,26 +28,27 @@ struct EpochWork: Sendable {
     var deadLetters: [DeadLetter] = []
     /// Partitions whose checkpoints advance once the epoch is committed.
     var partitions = Set<Int32>()
+    /// Those partitions' committed offsets and checkpoints (per `StoreKind.rawValue`) before this epoch.
+    var committedBefore: [Int32: Int64] = [:]
+    var checkpointsBefore: [Int32: [Checkpoint?]] = [:]
     var started = ContinuousClock.now
 
     var isEmpty: Bool { offsets.isEmpty && chaser.isEmpty && billing.isEmpty && deadLetters.isEmpty }
 }
 
-/// A committed epoch: what the local store takes next (values, and the changelog offsets for checkpoints).
+/// An epoch Kafka and the local store both have: the stream thread's bookkeeping follows.
 struct CommittedEpoch: Sendable {
     var epoch: UInt64
     var offsets: [TopicPartition: Int64]
-    var partitions: Set<Int32>
-    /// The encoded values per store (`StoreKind.rawValue`).
-    var batches: [StoreWriteBatch]
-    /// Highest delivered changelog offset per store and partition.
-    var changelogHigh: [[Int32: Int64]]
+    /// The checkpoints written with the values, per partition and `StoreKind.rawValue`.
+    var checkpoints: [Int32: [Checkpoint]]
     var started: ContinuousClock.Instant
 }
 
-/// Owns the producer (transactions, produce, delivery reports) on its own thread, named "commit". The stream
-/// thread calls `submit`, `outcome` and `awaitOutcome`; one job runs at a time, so every producer call, the
-/// delivery tracker and the codec below belong to the commit thread. Epochs are committed in order.
+/// Owns the producer (transactions, produce, delivery reports) and the local stores' epoch writes on its own
+/// thread, named "commit". The stream thread calls `submit`, `outcome` and `awaitOutcome`; one job runs at a
+/// time, so every producer call, the delivery tracker and the codec below belong to the commit thread. Epochs
+/// are committed in order: Kafka first, then the local store, so the store is never ahead of the offsets.
 final class CommitWorker: @unchecked Sendable {
     enum Job: Sendable {
         case commit(EpochWork)
@@ -70,6 +71,7 @@ final class CommitWorker: @unchecked Sendable {
     private let tracker: DeliveryTracker
     private let codec: FastEventCodec
     private let consumer: KafkaConsumer
+    private let stores: StateStores
     private let logger: Logger
     /// (output, changelog) topic handles by `StoreKind.rawValue`.
     private let topics: [(ProducerTopic, ProducerTopic)]
@@ -77,8 +79,9 @@ final class CommitWorker: @unchecked Sendable {
 
     init(
         settings: StreamSettings, producer: KafkaProducer, tracker: DeliveryTracker, codec: FastEventCodec,
-        consumer: KafkaConsumer, logger: Logger
+        consumer: KafkaConsumer, stores: StateStores, logger: Logger
     ) throws {
+        self.stores = stores
         self.settings = settings
         self.producer = producer
         self.tracker = tracker
@@ -211,11 +214,23 @@ final class CommitWorker: @unchecked Sendable {
             }
         }
         if let failure = tracker.failure { throw failure.asAbortable }
-        let committed = CommittedEpoch(
-            epoch: work.epoch, offsets: work.offsets, partitions: work.partitions, batches: batches,
-            changelogHigh: tracker.changelogHigh, started: work.started)
+        // Kafka has the epoch: the local store follows, values and checkpoints in one LMDB txn per store.
+        var checkpoints: [Int32: [Checkpoint]] = [:]
+        for p in work.partitions {
+            guard let before = work.checkpointsBefore[p] else { continue }
+            let committed =
+                work.offsets[TopicPartition(settings.inputTopic, p)] ?? work.committedBefore[p] ?? KafkaOffset.invalid
+            checkpoints[p] = StoreKind.allCases.map { kind in
+                var checkpoint = before[kind.rawValue] ?? Checkpoint(inputOffset: 0, changelogOffset: 0)
+                checkpoint.inputOffset = max(committed, 0)
+                if let high = tracker.changelogHigh[kind.rawValue][p] { checkpoint.changelogOffset = high + 1 }
+                batches[kind.rawValue].checkpoints[p] = checkpoint
+                return checkpoint
+            }
+        }
+        for kind in StoreKind.allCases { try stores[kind].writeEpoch(batches[kind.rawValue]) }
         tracker.flushCounters()
-        return committed
+        return CommittedEpoch(epoch: work.epoch, offsets: work.offsets, checkpoints: checkpoints, started: work.started)
     }
 
     /// Produces one aggregate to its output topic and its changelog (same partition as the input); its bytes

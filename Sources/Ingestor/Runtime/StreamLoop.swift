@@ -112,7 +112,7 @@ final class StreamLoop: RebalanceListener {
         // From here on the producer belongs to the commit thread.
         let worker = try CommitWorker(
             settings: settings, producer: producer, tracker: tracker, codec: commitCodec, consumer: consumer,
-            logger: logger)
+            stores: stores, logger: logger)
         try worker.start()
         self.worker = worker
         try consumer.subscribe([settings.inputTopic])
@@ -363,8 +363,8 @@ final class StreamLoop: RebalanceListener {
 
     /// Hands the collecting epoch to the commit worker: the dirty aggregates, the dead letters and the input's
     /// next offsets. Under exactly_once_v2 they form one transaction; under at_least_once the offsets are
-    /// committed once every record is acknowledged. Consumption goes on meanwhile (into the cache); once the
-    /// worker is done, `finishInFlight` writes values + checkpoints locally, so the local store is never ahead
+    /// committed once every record is acknowledged. Consumption goes on meanwhile (into the cache); the worker
+    /// writes values + checkpoints locally only after Kafka has the epoch, so the local store is never ahead
     /// of the committed offsets. Returns false if the previous epoch is still in flight and `wait` is false.
     @discardableResult
     private func commit(wait: Bool) throws -> Bool {
@@ -383,6 +383,11 @@ final class StreamLoop: RebalanceListener {
         collecting.offsets = offsets
         guard !collecting.isEmpty || !collecting.partitions.isEmpty else { return true }
         collecting.partitions.formUnion(offsets.keys.map(\.partition))
+        for p in collecting.partitions {
+            guard let task = tasks[p] else { continue }
+            collecting.committedBefore[p] = task.committed
+            collecting.checkpointsBefore[p] = task.checkpoints
+        }
         collecting.started = clock.now
         worker.submit(.commit(collecting))
         inFlight = true
@@ -392,35 +397,28 @@ final class StreamLoop: RebalanceListener {
     }
 
     /// Takes the in-flight epoch's outcome if the worker is done (or, with `wait`, once it is): a committed
-    /// epoch goes to the local store; a failure is rethrown (abortable ones reach `abortAndRewind`).
+    /// epoch updates offsets and checkpoints here; a failure is rethrown (abortable ones reach `abortAndRewind`).
     @discardableResult
     private func finishInFlight(wait: Bool) throws -> Bool {
         guard inFlight, let worker else { return true }
+        if wait {
+            // The worker's LMDB write waits for an open restore transaction: never wait for the worker with one.
+            for kind in StoreKind.allCases { try stores[kind].commitRestore() }
+        }
         guard let outcome = wait ? worker.awaitOutcome() : worker.outcome() else {
             if wait { inFlight = false }  // nothing was with the worker
             return wait
         }
         inFlight = false
-        if let committed = try outcome.get() { try persist(committed) }
+        if let committed = try outcome.get() { applyCommitted(committed) }
         return true
     }
 
-    /// Kafka has the epoch: the local store may follow (values and checkpoints, one LMDB txn per store).
-    private func persist(_ work: CommittedEpoch) throws {
+    /// Kafka and the local store have the epoch: offsets and checkpoints follow, the record cache may shrink.
+    private func applyCommitted(_ work: CommittedEpoch) {
         for (tp, next) in work.offsets { tasks[tp.partition]?.committed = next }
-        var batches = work.batches
-        for p in work.partitions {
-            guard var task = tasks[p] else { continue }
-            for kind in StoreKind.allCases {
-                var checkpoint = task.checkpoints[kind.rawValue] ?? Checkpoint(inputOffset: 0, changelogOffset: 0)
-                checkpoint.inputOffset = max(task.committed, 0)
-                if let high = work.changelogHigh[kind.rawValue][p] { checkpoint.changelogOffset = high + 1 }
-                task.checkpoints[kind.rawValue] = checkpoint
-                batches[kind.rawValue].checkpoints[p] = checkpoint
-            }
-            tasks[p] = task
-        }
-        for kind in StoreKind.allCases { try stores[kind].write(batches[kind.rawValue]) }
+        for (p, checkpoints) in work.checkpoints { tasks[p]?.checkpoints = checkpoints }
+        for kind in StoreKind.allCases { stores[kind].refreshWriterReads() }
         persistedEpoch = work.epoch
         evictIfNeeded()
         metrics.commits.increment()

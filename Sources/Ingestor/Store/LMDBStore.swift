@@ -9,8 +9,9 @@ import Synchronization
 
 /// The local store of one aggregate type (chaser or billing) under `<stateDir>/<name>`.
 ///
-/// Threading: `write`, `wipe`, `writerGet`, the `restore*` calls and `sync` belong to the stream thread (the
-/// single writer; `sync` from another thread only flushes).
+/// Threading: `write`, `wipe`, `writerGet`, `refreshWriterReads`, the `restore*` calls and `sync` belong to the
+/// stream thread (`sync` from another thread only flushes); `writeEpoch` to the commit thread. LMDB runs one
+/// write transaction at a time.
 /// `get`, `keys`, `count`, `checkpoint` may be called from any thread: they use their own read-only
 /// transactions (MDB_NOTLS), so queries never block the writer and never see uncommitted data.
 package final class LMDBStore: @unchecked Sendable {
@@ -117,6 +118,15 @@ package final class LMDBStore: @unchecked Sendable {
         guard !batch.isEmpty else { return }
         try commitRestore()
         endWriterReads()
+        try writeEpoch(batch)
+    }
+
+    /// `write` from the commit thread (a committed epoch's values and checkpoints). It leaves the stream thread's
+    /// restore transaction and read snapshot alone: LMDB serialises writers, so this waits while a restore
+    /// transaction is open (the stream thread commits it before it ever waits for the commit thread), and the
+    /// stream thread calls `refreshWriterReads` once it learns of the write.
+    package func writeEpoch(_ batch: StoreWriteBatch) throws(StoreError) {
+        guard !batch.isEmpty else { return }
         var txnp: OpaquePointer?
         try Self.check(mdb_txn_begin(env, nil, 0, &txnp), name, "txn_begin")
         guard let txn = txnp else { return }
@@ -141,6 +151,9 @@ package final class LMDBStore: @unchecked Sendable {
             dbis.withLock { $0.merge(newDbis) { a, _ in a } }
         }
     }
+
+    /// Stream thread: the next `writerGet` starts a fresh snapshot (after a `writeEpoch` on the commit thread).
+    package func refreshWriterReads() { endWriterReads() }
 
     private func writerDbi(_ txn: OpaquePointer, _ partition: Int32, _ newDbis: inout [Int32: MDB_dbi])
         throws(StoreError) -> MDB_dbi
