@@ -176,9 +176,20 @@ final class CommitWorker: @unchecked Sendable {
         }
     }
 
+    /// Produces the epoch and commits it to Kafka; its values enter the local stores' write transactions
+    /// meanwhile (while Kafka acknowledges) and are committed with the checkpoints only once Kafka has the epoch.
     private func commit(_ work: EpochWork) throws -> CommittedEpoch {
         tracker.reset()
-        var batches = Array(repeating: StoreWriteBatch(), count: StoreKind.allCases.count)
+        let writes = StoreKind.allCases.map { _ in LMDBStore.EpochWrite() }
+        do {
+            return try commit(work, writes)
+        } catch {
+            for kind in StoreKind.allCases { stores[kind].abort(writes[kind.rawValue]) }
+            throw error
+        }
+    }
+
+    private func commit(_ work: EpochWork, _ writes: [LMDBStore.EpochWrite]) throws -> CommittedEpoch {
         if settings.exactlyOnce, !transactionOpen {
             try producer.beginTransaction()
             transactionOpen = true
@@ -189,10 +200,11 @@ final class CommitWorker: @unchecked Sendable {
                 headers: letter.headers)
         }
         for update in work.chaser {
-            try emit(.chaser, update, encoded: codec.encode(update.aggregate), into: &batches)
+            try emit(.chaser, update, encoded: codec.encode(update.aggregate), into: writes[StoreKind.chaser.rawValue])
         }
         for update in work.billing {
-            try emit(.billing, update, encoded: codec.encode(update.aggregate), into: &batches)
+            try emit(
+                .billing, update, encoded: codec.encode(update.aggregate), into: writes[StoreKind.billing.rawValue])
         }
         if settings.exactlyOnce {
             if !work.offsets.isEmpty {
@@ -214,8 +226,9 @@ final class CommitWorker: @unchecked Sendable {
             }
         }
         if let failure = tracker.failure { throw failure.asAbortable }
-        // Kafka has the epoch: the local store follows, values and checkpoints in one LMDB txn per store.
+        // Kafka has the epoch: the local store commits it, values and checkpoints in one LMDB txn per store.
         var checkpoints: [Int32: [Checkpoint]] = [:]
+        var storeCheckpoints = Array(repeating: [Int32: Checkpoint](), count: StoreKind.allCases.count)
         for p in work.partitions {
             guard let before = work.checkpointsBefore[p] else { continue }
             let committed =
@@ -224,25 +237,26 @@ final class CommitWorker: @unchecked Sendable {
                 var checkpoint = before[kind.rawValue] ?? Checkpoint(inputOffset: 0, changelogOffset: 0)
                 checkpoint.inputOffset = max(committed, 0)
                 if let high = tracker.changelogHigh[kind.rawValue][p] { checkpoint.changelogOffset = high + 1 }
-                batches[kind.rawValue].checkpoints[p] = checkpoint
+                storeCheckpoints[kind.rawValue][p] = checkpoint
                 return checkpoint
             }
         }
-        for kind in StoreKind.allCases { try stores[kind].writeEpoch(batches[kind.rawValue]) }
+        for kind in StoreKind.allCases {
+            try stores[kind].commit(writes[kind.rawValue], checkpoints: storeCheckpoints[kind.rawValue])
+        }
         tracker.flushCounters()
         return CommittedEpoch(epoch: work.epoch, offsets: work.offsets, checkpoints: checkpoints, started: work.started)
     }
 
-    /// Produces one aggregate to its output topic and its changelog (same partition as the input); its bytes
-    /// join the store batch.
+    /// Produces one aggregate to its output topic and its changelog (same partition as the input) and puts it
+    /// into the store's epoch write.
     private func emit<A>(
-        _ store: StoreKind, _ update: EpochWork.Update<A>, encoded value: [UInt8], into batches: inout [StoreWriteBatch]
+        _ store: StoreKind, _ update: EpochWork.Update<A>, encoded value: [UInt8], into write: LMDBStore.EpochWrite
     ) throws {
         let (output, changelog) = topics[store.rawValue]
         let partition = update.key.partition
         var digits = DecimalDigits(update.inputOffset)
-        let key = update.key.bytes
-        try key.withUnsafeBytes { k in
+        try update.key.withBytes { k in
             try value.withUnsafeBytes { v in
                 try producer.produce(output, partition: partition, key: k, value: v)
                 try digits.withBytes { (header) throws(KafkaError) in
@@ -251,9 +265,9 @@ final class CommitWorker: @unchecked Sendable {
                         header: (ChangelogHeader.inputOffset, header),
                         tag: DeliveryTracker.tag(store: store, partition: partition))
                 }
+                try stores[store].put(write, partition: partition, key: k, value: v)
             }
         }
-        batches[store.rawValue].put(partition: partition, key: key, value: value)
     }
 
     private func abort() throws {

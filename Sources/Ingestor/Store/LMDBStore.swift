@@ -10,7 +10,7 @@ import Synchronization
 /// The local store of one aggregate type (chaser or billing) under `<stateDir>/<name>`.
 ///
 /// Threading: `write`, `wipe`, `writerGet`, `refreshWriterReads`, the `restore*` calls and `sync` belong to the
-/// stream thread (`sync` from another thread only flushes); `writeEpoch` to the commit thread. LMDB runs one
+/// stream thread (`sync` from another thread only flushes); an `EpochWrite` to the commit thread. LMDB runs one
 /// write transaction at a time.
 /// `get`, `keys`, `count`, `checkpoint` may be called from any thread: they use their own read-only
 /// transactions (MDB_NOTLS), so queries never block the writer and never see uncommitted data.
@@ -118,41 +118,83 @@ package final class LMDBStore: @unchecked Sendable {
         guard !batch.isEmpty else { return }
         try commitRestore()
         endWriterReads()
-        try writeEpoch(batch)
-    }
-
-    /// `write` from the commit thread (a committed epoch's values and checkpoints). It leaves the stream thread's
-    /// restore transaction and read snapshot alone: LMDB serialises writers, so this waits while a restore
-    /// transaction is open (the stream thread commits it before it ever waits for the commit thread), and the
-    /// stream thread calls `refreshWriterReads` once it learns of the write.
-    package func writeEpoch(_ batch: StoreWriteBatch) throws(StoreError) {
-        guard !batch.isEmpty else { return }
-        var txnp: OpaquePointer?
-        try Self.check(mdb_txn_begin(env, nil, 0, &txnp), name, "txn_begin")
-        guard let txn = txnp else { return }
-        var newDbis: [Int32: MDB_dbi] = [:]
+        let epoch = EpochWrite()
         do {
             for (partition, entries) in batch.puts {
-                let dbi = try writerDbi(txn, partition, &newDbis)
-                for (key, value) in entries {
-                    try put(txn, dbi, key, value, "put p\(partition)")
-                }
+                let txn = try begin(epoch)
+                let dbi = try writerDbi(txn, partition, &epoch.newDbis)
+                for (key, value) in entries { try put(txn, dbi, key, value, "put p\(partition)") }
             }
-            for (partition, checkpoint) in batch.checkpoints {
-                _ = try writerDbi(txn, partition, &newDbis)
+        } catch {
+            abort(epoch)
+            throw error
+        }
+        try commit(epoch, checkpoints: batch.checkpoints)
+    }
+
+    /// The commit thread's write transaction for one epoch: values go in while Kafka acknowledges the epoch;
+    /// the checkpoints and the commit follow only once Kafka has it (or `abort` drops it all). It leaves the
+    /// stream thread's restore transaction and read snapshot alone: LMDB serialises writers, so it waits while a
+    /// restore transaction is open (the stream thread commits that before it ever waits for the commit thread),
+    /// and the stream thread calls `refreshWriterReads` once it learns of the commit.
+    package final class EpochWrite {
+        fileprivate var txn: OpaquePointer?
+        fileprivate var newDbis: [Int32: MDB_dbi] = [:]
+        package init() {}
+    }
+
+    private func begin(_ epoch: EpochWrite) throws(StoreError) -> OpaquePointer {
+        if let txn = epoch.txn { return txn }
+        var txnp: OpaquePointer?
+        try Self.check(mdb_txn_begin(env, nil, 0, &txnp), name, "txn_begin")
+        guard let txn = txnp else { throw StoreError(store: name, operation: "txn_begin", code: -1, message: "nil") }
+        epoch.txn = txn
+        return txn
+    }
+
+    package func put(
+        _ epoch: EpochWrite, partition: Int32, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer
+    ) throws(StoreError) {
+        let txn = try begin(epoch)
+        let dbi = try writerDbi(txn, partition, &epoch.newDbis)
+        var mk = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+        var mv = MDB_val(mv_size: value.count, mv_data: UnsafeMutableRawPointer(mutating: value.baseAddress))
+        let rc = mdb_put(txn, dbi, &mk, &mv, 0)
+        if rc != 0 {
+            abort(epoch)
+            try Self.check(rc, name, "put p\(partition)")
+        }
+    }
+
+    /// Adds the checkpoints and commits the epoch's values with them (one atomic LMDB commit).
+    package func commit(_ epoch: EpochWrite, checkpoints: [Int32: Checkpoint]) throws(StoreError) {
+        guard epoch.txn != nil || !checkpoints.isEmpty else { return }
+        let txn = try begin(epoch)
+        do {
+            for (partition, checkpoint) in checkpoints {
+                _ = try writerDbi(txn, partition, &epoch.newDbis)
                 try put(txn, metaDbi, Self.checkpointKey(partition), checkpoint.bytes, "put checkpoint p\(partition)")
             }
         } catch {
-            mdb_txn_abort(txn)
+            abort(epoch)
             throw error
         }
+        epoch.txn = nil
         try Self.check(mdb_txn_commit(txn), name, "txn_commit")
-        if !newDbis.isEmpty {
-            dbis.withLock { $0.merge(newDbis) { a, _ in a } }
+        if !epoch.newDbis.isEmpty {
+            let opened = epoch.newDbis
+            dbis.withLock { $0.merge(opened) { a, _ in a } }
         }
     }
 
-    /// Stream thread: the next `writerGet` starts a fresh snapshot (after a `writeEpoch` on the commit thread).
+    /// Drops the epoch's uncommitted values (Kafka did not take the epoch).
+    package func abort(_ epoch: EpochWrite) {
+        if let txn = epoch.txn { mdb_txn_abort(txn) }
+        epoch.txn = nil
+        epoch.newDbis = [:]
+    }
+
+    /// Stream thread: the next `writerGet` starts a fresh snapshot (after an `EpochWrite` on the commit thread).
     package func refreshWriterReads() { endWriterReads() }
 
     private func writerDbi(_ txn: OpaquePointer, _ partition: Int32, _ newDbis: inout [Int32: MDB_dbi])
