@@ -132,12 +132,13 @@ class Broker:
 
 
 def write_config(workdir: Path, port: int, guarantee: str, commit_interval: int = 100,
-                 extra_properties: dict[str, str] | None = None) -> Path:
+                 extra_properties: dict[str, str] | None = None, cache_max_entries: int | None = None) -> Path:
     cfg = workdir / "config.yaml"
     cfg.write_text(json.dumps({
         "log": {"level": "warning"},
         "kafka": {"bootstrapServers": f"127.0.0.1:{port}", "processingGuarantee": guarantee,
                   "commitInterval": commit_interval,
+                  **({"cacheMaxEntries": cache_max_entries} if cache_max_entries is not None else {}),
                   "properties": {"session.timeout.ms": "6000", "heartbeat.interval.ms": "1000",
                                  **(extra_properties or {})}},
         "ingestor": {"socket": str(workdir / "ingestor.sock"), "stateDir": str(workdir / "state"),
@@ -153,7 +154,8 @@ def run(args, guarantee: str | None) -> None:
         subprocess.run(["tansu", "topic", "create", "--broker", f"tcp://127.0.0.1:{broker.port}", "--partitions",
                         str(args.partitions), "input"], check=True, capture_output=True)
         extra = dict(p.split("=", 1) for p in args.property)
-        cfg = write_config(workdir, broker.port, guarantee or "at_least_once", args.commit_interval, extra)
+        cfg = write_config(workdir, broker.port, guarantee or "at_least_once", args.commit_interval, extra,
+                           args.cache_max_entries)
         t0 = time.monotonic()
         subprocess.run([args.bin, "generate", "--config", str(cfg), "--total", str(args.events), "--rate", "0",
                         "--keys", str(args.keys), "--seed", "1"], check=True, capture_output=True)
@@ -244,6 +246,7 @@ def main() -> int:
     p.add_argument("--only", choices=["ceiling", "at_least_once", "exactly_once_v2"])
     p.add_argument("--keep", action="store_true")
     p.add_argument("--commit-interval", type=int, default=100, help="kafka.commitInterval in ms")
+    p.add_argument("--cache-max-entries", type=int, help="kafka.cacheMaxEntries (default: the binary's)")
     p.add_argument("--property", action="append", default=[], metavar="KEY=VALUE",
                    help="extra kafka.properties entry (repeatable), e.g. queued.max.messages.kbytes=2048")
     p.add_argument("--perf", metavar="FILE", help="perf record (dwarf call graphs) the ingestor into FILE once it "
