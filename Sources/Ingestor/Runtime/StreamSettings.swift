@@ -44,7 +44,10 @@ struct StreamSettings: Sendable {
         // queue is enough once librdkafka stops pausing a partition's fetches for fetch.queue.backoff.ms (1 s by
         // default) whenever the queue is over these thresholds: that pause, not the depth, capped 10000/2048 at
         // ~23k events/s; with 10 ms it matches 100000/16384 at a third of the anon memory (docs/benchmarks.md).
-        consumer["queued.max.messages.kbytes"] = consumer["queued.max.messages.kbytes"] ?? "2048"
+        // 1024 kB rather than 2048: librdkafka counts payload bytes only, and each queued record also holds a
+        // ~300-byte op, so 2048 kB of ~60-byte records was ~14 MB of heap; 1024 cut the anon peak by 5-8 MB at
+        // 10k and 100k keys with no throughput loss (docs/benchmarks.md, "Session 3: ingestor memory").
+        consumer["queued.max.messages.kbytes"] = consumer["queued.max.messages.kbytes"] ?? "1024"
         consumer["queued.min.messages"] = consumer["queued.min.messages"] ?? "10000"
         consumer["fetch.queue.backoff.ms"] = consumer["fetch.queue.backoff.ms"] ?? "10"
         consumer["group.id"] = k.applicationId
@@ -68,7 +71,7 @@ struct StreamSettings: Sendable {
 
         var restore = base
         restore["client.id"] = "\(client)-restore"
-        restore["queued.max.messages.kbytes"] = restore["queued.max.messages.kbytes"] ?? "8192"
+        Self.capRestorePrefetch(&restore)
         restore["fetch.wait.max.ms"] = restore["fetch.wait.max.ms"] ?? "100"
         // Never subscribes or commits; librdkafka wants a group id for incremental assignment.
         restore["group.id"] = "\(client)-restore"
@@ -90,6 +93,29 @@ extension StreamSettings {
         "fetch.queue.backoff.ms",
         "check.crcs", "coordinator.query.interval.ms", "client.rack",
     ]
+
+    /// The restore consumer's prefetch bounds: the cold restore's memory is nearly all prefetched changelog
+    /// records (librdkafka counts `queued.max.messages.kbytes` in payload bytes, while each queued record also
+    /// costs a ~300-byte op and pins its whole fetch response, and a fetch may overshoot the queue by
+    /// `max.partition.fetch.bytes` per partition: 8 changelog partitions at 1 MiB by default). Smaller is not
+    /// slower here: the restore drains its queue in milliseconds and re-fetches after fetch.queue.backoff.ms
+    /// (10 ms). Measured (1M records, 4 partitions, MDB_WRITEMAP): anon peak 77-85 MB → 16-17 MB, restore time
+    /// unchanged within the noise (2.3-4.2 s against 2.8-4.4 s; docs/benchmarks.md, "Session 3: ingestor
+    /// memory"). `kafka.properties` may only lower these.
+    static let restorePrefetchCaps: [(key: String, cap: Int)] = [
+        ("queued.max.messages.kbytes", 1_024), ("queued.min.messages", 10_000), ("max.partition.fetch.bytes", 131_072),
+    ]
+
+    static func capRestorePrefetch(_ properties: inout [String: String]) {
+        // fetch.message.max.bytes is librdkafka's older name of max.partition.fetch.bytes.
+        if let alias = properties.removeValue(forKey: "fetch.message.max.bytes") {
+            properties["max.partition.fetch.bytes"] = properties["max.partition.fetch.bytes"] ?? alias
+        }
+        for (key, cap) in restorePrefetchCaps {
+            let given = properties[key].flatMap { Int($0) }
+            properties[key] = String(min(given ?? cap, cap))
+        }
+    }
 
     /// `properties` without consumer-only keys.
     static func producerOnly(_ properties: [String: String]) -> [String: String] {
