@@ -163,6 +163,22 @@ def dir_size_mb(path: Path) -> tuple[float, float]:
     return apparent / 1e6, allocated / 1e6
 
 
+def copy_sparse(src: Path, dst: Path) -> None:
+    """Copies a state dir keeping holes: LMDB files opened with MDB_WRITEMAP are sparse files as large as the map
+    (4 GiB each) and a plain shutil copy would write every hole out as zeros."""
+    subprocess.run(["cp", "-a", "--sparse=always", str(src), str(dst)], check=True)
+
+
+def page_cache_mb(path: Path) -> float:
+    """MB of the store files resident in the page cache (fincore): charged to the container's memory cgroup
+    whether or not the process maps them, and reclaimable once written back."""
+    files = [str(f) for f in path.rglob("*.mdb")]
+    if not files or not shutil.which("fincore"):
+        return float("nan")
+    out = subprocess.run(["fincore", "-b", "-n", "-o", "RES", *files], capture_output=True, text=True)
+    return sum(int(x) for x in out.stdout.split() if x.isdigit()) / 2**20
+
+
 def restored_total(sock: str) -> float:
     try:
         m = metrics(sock)
@@ -179,11 +195,20 @@ def serve_phase(name: str, binary: str, cfg: Path, workdir: Path, samples: list[
     t0 = time.monotonic()
     proc = subprocess.Popen([binary, "run", "--config", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
     t_assign = t_ready = t_serving = None
+    peak_anon = peak_file = 0.0
+    last_sample = 0.0
     deadline = t0 + 600
     try:
         while time.monotonic() < deadline and proc.poll() is None:
             h = health(sock)
             now = time.monotonic()
+            if now - last_sample >= 0.05:
+                last_sample = now
+                try:
+                    a, f = rss_split_mb(proc.pid)
+                    peak_anon, peak_file = max(peak_anon, a), max(peak_file, f)
+                except OSError:
+                    pass
             if h is not None:
                 ready, assigned, _ = h
                 if t_assign is None and assigned:
@@ -195,6 +220,7 @@ def serve_phase(name: str, binary: str, cfg: Path, workdir: Path, samples: list[
                     break
             time.sleep(0.005)
         restored = restored_total(sock)
+        cached = page_cache_mb(workdir / "state")
         rss = peak_rss_mb(proc.pid)
         anon, file_backed = rss_split_mb(proc.pid)
     finally:
@@ -205,6 +231,7 @@ def serve_phase(name: str, binary: str, cfg: Path, workdir: Path, samples: list[
     return {"phase": name, "start_to_assign_s": t_assign - t0, "assign_to_ready_s": (t_ready or t_serving) - t_assign,
             "assign_to_serving_s": t_serving - t_assign, "start_to_serving_s": t_serving - t0,
             "restored_records": restored, "peak_rss_mb": rss, "anon_mb": anon, "file_mb": file_backed,
+            "peak_anon_mb": max(peak_anon, anon), "peak_file_mb": max(peak_file, file_backed), "page_cache_mb": cached,
             "exit": rc, "load_before": load_before, "load_after": load()}
 
 
@@ -241,7 +268,8 @@ def main() -> int:
     p.add_argument("--partitions", type=int, default=4)
     p.add_argument("--guarantee", default="exactly_once_v2", choices=["exactly_once_v2", "at_least_once"])
     p.add_argument("--bin", required=True, help="the k8s-micro-ingestor binary to start")
-    p.add_argument("--compare-bin", help="a second binary (e.g. the 'before' build) to run warm/cold with too")
+    p.add_argument("--compare-bin", action="append", default=[],
+                   help="another binary (e.g. the 'before' build) to run warm/cold with too (repeatable)")
     p.add_argument("--repeat", type=int, default=1, help="warm and cold runs per binary")
     p.add_argument("--property", action="append", default=[], metavar="KEY=VALUE", help="extra kafka.properties")
     p.add_argument("--keep", action="store_true")
@@ -275,14 +303,14 @@ def main() -> int:
         rng = random.Random(1)
         samples = [("chaser", k) for k in rng.sample(chasers, min(10, len(chasers)))]
         samples += [("billing", k) for k in rng.sample(bills, min(10, len(bills)))]
-        binaries = [args.bin] + ([args.compare_bin] if args.compare_bin else [])
+        binaries = [args.bin] + args.compare_bin
         saved = workdir / "state-saved"
-        shutil.copytree(state, saved)
+        copy_sparse(state, saved)
         for _ in range(args.repeat):
             for binary in binaries:
                 label = "" if len(binaries) == 1 else f" [{Path(binary).parent.name}/{Path(binary).name}]"
                 shutil.rmtree(state)
-                shutil.copytree(saved, state)
+                copy_sparse(saved, state)
                 w = serve_phase("warm", binary, cfg, workdir, samples)
                 w["binary"] = binary
                 results.append(w)
@@ -303,7 +331,9 @@ def main() -> int:
                 print(f"cold restore{label}: {c['restored_records']:,.0f} records in {secs:.2f}s = {rate:,.0f} "
                       f"records/s, {mbs:.1f} MB/s; serving {c['assign_to_serving_s']:.2f}s after assignment, "
                       f"{c['start_to_serving_s']:.2f}s after start; peak RSS {c['peak_rss_mb']:.1f} MB (now "
-                      f"{c['anon_mb']:.1f} anon + {c['file_mb']:.1f} file); store {allocated:.1f} MB on disk "
+                      f"{c['anon_mb']:.1f} anon + {c['file_mb']:.1f} file; sampled peaks {c['peak_anon_mb']:.1f} "
+                      f"anon, {c['peak_file_mb']:.1f} file); store {allocated:.1f} MB on disk "
+                      f"({apparent:.1f} MB apparent, {c['page_cache_mb']:.1f} MB of it in the page cache) "
                       f"(load {c['load_before']} →{c['load_after']})", flush=True)
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=1))
