@@ -195,8 +195,14 @@ final class StreamLoop: RebalanceListener {
         logger.info("stream thread stopped")
     }
 
+    /// The collecting epoch holds as much as one epoch may: dirty keys plus what it already took (every update
+    /// when cacheMaxEntries is 0, dead letters), bounded by cacheMaxEntries (10,000 when it is 0). Past this the
+    /// stream thread commits, waiting for the commit thread if it must: back-pressure instead of growth.
     private var cacheFull: Bool {
-        settings.cacheMaxEntries > 0 && chaserDirty.count + billingDirty.count >= settings.cacheMaxEntries
+        let waiting =
+            chaserDirty.count + billingDirty.count + collecting.chaser.count + collecting.billing.count
+            + collecting.deadLetters.count
+        return waiting >= (settings.cacheMaxEntries > 0 ? settings.cacheMaxEntries : 10_000)
     }
 
     private func handle(_ event: ConsumerEvent) throws {
