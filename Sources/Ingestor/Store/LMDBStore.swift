@@ -39,13 +39,14 @@ package final class LMDBStore: @unchecked Sendable {
     ///   - mapSize: the maximum size of the store (virtual address space, not memory).
     ///   - writeMap: MDB_WRITEMAP: transactions write into the shared file mapping instead of malloc'd copies of
     ///     every touched page (which LMDB keeps for reuse for the life of the environment: 12-15 MB of anon
-    ///     memory at 100k keys, ~10 MB more per 100k-put restore transaction). Still copy-on-write into free
-    ///     pages with one meta-page switch per commit, so a process crash (kill -9) keeps the last committed
-    ///     values with their checkpoints. Costs: the file's apparent size becomes `mapSize` (sparse: the blocks
-    ///     on disk stay the data's); a full disk ends the process with SIGBUS instead of an error; written pages
-    ///     are mapped, so they count in the process's RSS (they are page cache, charged to the container either
-    ///     way). An OS crash within the sync window may corrupt a NOSYNC file with WRITEMAP (LMDB's docs); without
-    ///     it too unless the file system preserves write order, which ext4 does not promise.
+    ///     memory at 100k keys, ~15 MB more during a cold restore). Still copy-on-write into free pages with one
+    ///     meta-page switch per commit, so a process crash (kill -9) keeps the last committed values with their
+    ///     checkpoints. Costs: the file's apparent size becomes `mapSize` (sparse: the blocks on disk stay the
+    ///     data's, but a copy that does not keep holes, e.g. Python's shutil, writes all of it); a full disk ends
+    ///     the process with SIGBUS instead of an error; written pages are mapped, so they count in the process's
+    ///     RSS (they are page cache, charged to the container either way). An OS crash within the sync window may
+    ///     corrupt a NOSYNC file with WRITEMAP (LMDB's docs); without it too unless the file system preserves
+    ///     write order, which ext4 does not promise.
     package init(
         directory: String, name: String, mapSize: Int = 4 << 30, maxPartitions: Int = 1024, writeMap: Bool = true
     ) throws(StoreError) {
