@@ -9,6 +9,29 @@ import Testing
         "/tmp/k8s-micro-store-tests-\(UInt64.random(in: 0...UInt64.max))"
     }
 
+    @Test func damagedStoreIsMovedAsideAndOpensEmpty() throws {
+        let dir = tempDir()
+        defer {
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        do {
+            let stores = try StateStores(stateDir: dir)
+            var batch = StoreWriteBatch()
+            batch.put(partition: 0, key: Array("k".utf8), value: [1])
+            try stores.chaser.write(batch)
+            stores.syncAll()
+        }
+        // Garbage over both meta pages: LMDB refuses the file (MDB_INVALID).
+        let damaged = Data(repeating: 0xAB, count: 16_384)
+        try damaged.write(to: URL(fileURLWithPath: "\(dir)/chaser/data.mdb"))
+        #expect(throws: StoreError.self) { try LMDBStore(directory: "\(dir)/chaser", name: "chaser") }
+        let reopened = try StateStores(stateDir: dir)
+        #expect(reopened.chaser.get(partition: 0, key: Array("k".utf8)) == nil)
+        #expect(reopened.chaser.checkpoint(partition: 0) == nil)
+        #expect(FileManager.default.fileExists(atPath: "\(dir)/chaser.damaged/data.mdb"))
+        try? FileManager.default.removeItem(atPath: "\(dir)/chaser.damaged")
+    }
+
     @Test func valuesAndCheckpointCommitTogether() throws {
         let dir = tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }

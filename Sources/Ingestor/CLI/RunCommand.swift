@@ -21,7 +21,7 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         let config = try ProcessBootstrap.start(options, role: .ingestor)
         let logger = Logger(label: "k8s-micro.ingestor.run")
-        let stores = try StateStores(stateDir: config.ingestor.stateDir)
+        let stores = try StateStores(stateDir: config.ingestor.stateDir, logger: logger)
         if dumpStore {
             try StoreDump.print(stores: stores, codec: try CodecFactory.resolve(config: config, logger: logger).make())
             return

@@ -1,4 +1,7 @@
 // The ingestor's two local stores (chaser, billing), each its own LMDB environment under ingestor.stateDir.
+import CLMDB
+import FoundationEssentials
+package import Logging
 
 /// Which store; the raw value indexes per-store arrays.
 package enum StoreKind: Int, CaseIterable, Sendable {
@@ -23,9 +26,30 @@ package final class StateStores: Sendable {
     package let chaser: LMDBStore
     package let billing: LMDBStore
 
-    package init(stateDir: String) throws(StoreError) {
-        chaser = try LMDBStore(directory: "\(stateDir)/chaser", name: "chaser")
-        billing = try LMDBStore(directory: "\(stateDir)/billing", name: "billing")
+    package init(stateDir: String, logger: Logger = Logger(label: "k8s-micro.ingestor.store")) throws(StoreError) {
+        chaser = try Self.open(directory: "\(stateDir)/chaser", name: "chaser", logger: logger)
+        billing = try Self.open(directory: "\(stateDir)/billing", name: "billing", logger: logger)
+    }
+
+    /// Opens a store. One whose files LMDB refuses as damaged (an OS crash inside the 5 s sync window can leave
+    /// a NOSYNC store so) is moved aside to `<directory>.damaged` (replacing an older one) and opened empty: its
+    /// partitions then restore from the changelog like a new pod's, instead of the pod failing on every start.
+    static func open(directory: String, name: String, logger: Logger) throws(StoreError) -> LMDBStore {
+        do {
+            return try LMDBStore(directory: directory, name: name)
+        } catch  where error.meansDamagedFiles {
+            let aside = directory + ".damaged"
+            logger.error(
+                "local store damaged; moving it aside and restoring from the changelog",
+                metadata: ["store": "\(name)", "error": "\(error)", "movedTo": "\(aside)"])
+            do {
+                if FileManager.default.fileExists(atPath: aside) { try FileManager.default.removeItem(atPath: aside) }
+                try FileManager.default.moveItem(atPath: directory, toPath: aside)
+            } catch {
+                throw StoreError(store: name, operation: "move aside \(directory)", code: -1, message: "\(error)")
+            }
+            return try LMDBStore(directory: directory, name: name)
+        }
     }
 
     package subscript(kind: StoreKind) -> LMDBStore {
@@ -38,5 +62,13 @@ package final class StateStores: Sendable {
     package func syncAll() {
         chaser.sync()
         billing.sync()
+    }
+}
+
+extension StoreError {
+    /// LMDB refused the files themselves (bad meta pages, a damaged B-tree, another format): not a resource
+    /// problem a restart could fix.
+    var meansDamagedFiles: Bool {
+        [MDB_CORRUPTED, MDB_INVALID, MDB_VERSION_MISMATCH, MDB_PANIC, MDB_PAGE_NOTFOUND].contains(code)
     }
 }
