@@ -1,4 +1,5 @@
 // Unit tests of the LMDB store: values and checkpoints in one txn, paging, wipe, readers beside the writer.
+import CLMDB
 import FoundationEssentials
 import Testing
 
@@ -30,6 +31,23 @@ import Testing
         #expect(reopened.chaser.checkpoint(partition: 0) == nil)
         #expect(FileManager.default.fileExists(atPath: "\(dir)/chaser.damaged/data.mdb"))
         try? FileManager.default.removeItem(atPath: "\(dir)/chaser.damaged")
+    }
+
+    @Test func storeMarkedDamagedWhileRunningIsMovedAsideOnTheNextStart() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        do {
+            let stores = try StateStores(stateDir: dir)
+            var batch = StoreWriteBatch()
+            batch.put(partition: 0, key: Array("k".utf8), value: [1])
+            try stores.billing.write(batch)
+            stores.markDamaged(by: StoreError(store: "chaser", operation: "put", code: -1, message: "not LMDB's"))
+            stores.markDamaged(by: StoreError(store: "billing", operation: "get", code: MDB_CORRUPTED, message: "x"))
+        }
+        let reopened = try StateStores(stateDir: dir)
+        #expect(reopened.billing.get(partition: 0, key: Array("k".utf8)) == nil)
+        #expect(FileManager.default.fileExists(atPath: "\(dir)/billing.damaged"))
+        #expect(!FileManager.default.fileExists(atPath: "\(dir)/chaser.damaged"))
     }
 
     @Test func valuesAndCheckpointCommitTogether() throws {

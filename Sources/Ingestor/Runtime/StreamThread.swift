@@ -95,6 +95,7 @@ final class StreamThread: Sendable {
         } catch {
             logger.critical("stream thread failed; exiting for a restart", metadata: ["error": "\(error)"])
             registry.update { $0.running = false }
+            stores.markDamaged(by: error)
             stores.syncAll()
             throw error
         }

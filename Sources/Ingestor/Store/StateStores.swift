@@ -35,7 +35,11 @@ package final class StateStores: Sendable {
     /// a NOSYNC store so) is moved aside to `<directory>.damaged` (replacing an older one) and opened empty: its
     /// partitions then restore from the changelog like a new pod's, instead of the pod failing on every start.
     static func open(directory: String, name: String, logger: Logger) throws(StoreError) -> LMDBStore {
-        do {
+        do throws(StoreError) {
+            if FileManager.default.fileExists(atPath: directory + "/" + damagedMarker) {
+                throw StoreError(
+                    store: name, operation: "open", code: MDB_CORRUPTED, message: "marked damaged by the last run")
+            }
             return try LMDBStore(directory: directory, name: name)
         } catch  where error.meansDamagedFiles {
             let aside = directory + ".damaged"
@@ -50,6 +54,17 @@ package final class StateStores: Sendable {
             }
             return try LMDBStore(directory: directory, name: name)
         }
+    }
+
+    private static let damagedMarker = "damaged"
+
+    /// Damage found while running (a read or write LMDB refused): the next start moves the store aside. The
+    /// process exits on such an error anyway; without the mark it would fail again on every start.
+    package func markDamaged(by error: any Error) {
+        guard let error = error as? StoreError, error.meansDamagedFiles,
+            let kind = StoreKind(name: error.store)
+        else { return }
+        _ = FileManager.default.createFile(atPath: self[kind].directory + "/" + Self.damagedMarker, contents: nil)
     }
 
     package subscript(kind: StoreKind) -> LMDBStore {
