@@ -104,7 +104,7 @@ final class CommitWorker: @unchecked Sendable {
 
     // MARK: stream thread side
 
-    /// True while a job runs or its outcome has not been taken.
+    /// True from `submit` until the outcome is taken.
     var isBusy: Bool { slot.withLock { $0.job != nil || $0.running || $0.outcome != nil } }
 
     /// Hands a job over; the previous outcome must have been taken.
@@ -122,7 +122,7 @@ final class CommitWorker: @unchecked Sendable {
 
     /// Waits for the submitted job's outcome (nil when nothing was submitted).
     func awaitOutcome() -> Result<CommittedEpoch?, any Error>? {
-        if !slot.withLock({ $0.job != nil || $0.running || $0.outcome != nil }) { return nil }
+        if !isBusy { return nil }
         return slot.wait { s in
             guard let outcome = s.outcome else { return nil }
             s.outcome = nil
