@@ -126,19 +126,29 @@ def socket_requests(pod) -> float:
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith("socket_requests_total"))
 
 
-class Lister:
+class BackgroundCheck:
+    """A checker thread over the gateways in `pods` (changed while it runs) that collects what it finds `wrong`."""
+
+    def __init__(self):
+        self.pods: list = []
+        self.wrong: list[str] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        raise NotImplementedError
+
+
+class Lister(BackgroundCheck):
     """Lists a store cluster-wide (scope=cluster, small pages) through the given gateways over and over during
     rebalances. A page may be refused (503: a pod restores, a partition is between owners) and is then asked
     again; every listing that completes must be exactly the expected key set: never silently partial."""
 
     def __init__(self, store: str, want: list[str]):
+        super().__init__()
         self.store, self.want = store, want
-        self.pods: list = []
-        self.wrong: list[str] = []
         self.complete = 0
         self.refused = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
         with requests.Session() as s:
@@ -184,17 +194,14 @@ def cluster_keys(pod, store: str, limit: int) -> list[str]:
     raise AssertionError("listing never ended")
 
 
-class Watcher:
+class Watcher(BackgroundCheck):
     """Reads every key through the given gateways in a loop; any 200 must be the expected value, and any
     other answer must be 503/504 (or no connection while a pod is down)."""
 
     def __init__(self, expected: dict):
+        super().__init__()
         self.expected = expected
-        self.pods: list = []
-        self.wrong: list[str] = []
         self.reads = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
         with requests.Session() as s:

@@ -78,13 +78,15 @@ final class CommitWorker: @unchecked Sendable {
     private var transactionOpen = false
 
     init(
-        settings: StreamSettings, producer: KafkaProducer, tracker: DeliveryTracker, codec: FastEventCodec,
-        consumer: KafkaConsumer, stores: StateStores, logger: Logger
+        settings: StreamSettings, metrics: IngestorMetrics, codec: FastEventCodec, consumer: KafkaConsumer,
+        stores: StateStores, logger: Logger
     ) throws {
         self.stores = stores
         self.settings = settings
-        self.producer = producer
+        let tracker = DeliveryTracker(metrics: metrics)
         self.tracker = tracker
+        let producer = try KafkaProducer(properties: settings.producerProperties) { tracker.delivered($0) }
+        self.producer = producer
         self.codec = codec
         self.consumer = consumer
         self.logger = logger
@@ -96,7 +98,14 @@ final class CommitWorker: @unchecked Sendable {
         }
     }
 
+    /// Initialises transactions (exactly_once_v2) on the calling thread, then starts the commit thread, which
+    /// owns the producer from then on.
     func start() throws {
+        if settings.exactlyOnce {
+            try retrying("init_transactions") { () throws(KafkaError) in
+                try producer.initTransactions(timeoutMs: 30_000)
+            }
+        }
         guard OSThread.spawn(name: "commit", { [self] in loop() }) else {
             throw KafkaError(config: "cannot start the commit thread")
         }

@@ -32,11 +32,9 @@ final class StreamLoop: RebalanceListener {
     private let logger: Logger
     private let codec: FastEventCodec
     private let commitCodec: FastEventCodec
-    private let tracker: DeliveryTracker
     private var consumer: KafkaConsumer?
     /// Runs the Kafka side of each commit on the commit thread (made in `start`, once the consumer exists).
     private var worker: CommitWorker?
-    private let producer: KafkaProducer
     private let restorer: ChangelogRestorer
     private let partitionCount: Int32
     private let dlqPartitions: Int32
@@ -78,10 +76,6 @@ final class StreamLoop: RebalanceListener {
         self.partitionCount = partitionCount
         self.dlqPartitions = dlqPartitions
         self.logger = logger
-        let tracker = DeliveryTracker(metrics: metrics)
-        self.tracker = tracker
-        let producer = try KafkaProducer(properties: settings.producerProperties) { tracker.delivered($0) }
-        self.producer = producer
         restorer = try ChangelogRestorer(
             properties: settings.restoreProperties, stores: stores, topics: settings.changelogTopics,
             metrics: metrics, logger: logger)
@@ -90,29 +84,15 @@ final class StreamLoop: RebalanceListener {
     // MARK: start-up and the loop
 
     func start() throws {
-        if settings.exactlyOnce {
-            // Before the commit thread starts, the producer is still this thread's.
-            for attempt in 1...10 {
-                do {
-                    try producer.initTransactions(timeoutMs: 30_000)
-                    break
-                } catch {
-                    guard error.kind == .retriable, attempt < 10 else { throw error }
-                    logger.warning("retrying init_transactions", metadata: ["error": "\(error)"])
-                    producer.poll(timeoutMs: Int32(min(1_000, 50 * attempt)))
-                }
-            }
-        }
         let consumer = try KafkaConsumer(
             properties: settings.consumerProperties, listener: self,
             onStats: { [metrics] stats in
                 for s in stats { metrics.lag(topic: s.topic, partition: s.partition).record(s.lag) }
             }, logger: logger)
         self.consumer = consumer
-        // From here on the producer belongs to the commit thread.
         let worker = try CommitWorker(
-            settings: settings, producer: producer, tracker: tracker, codec: commitCodec, consumer: consumer,
-            stores: stores, logger: logger)
+            settings: settings, metrics: metrics, codec: commitCodec, consumer: consumer, stores: stores,
+            logger: logger)
         try worker.start()
         self.worker = worker
         try consumer.subscribe([settings.inputTopic])
@@ -387,7 +367,7 @@ final class StreamLoop: RebalanceListener {
         for key in billingDirty { if let u = takeDirty(.billing, &billingCache, key) { collecting.billing.append(u) } }
         billingDirty.removeAll(keepingCapacity: true)
         collecting.offsets = offsets
-        guard !collecting.isEmpty || !collecting.partitions.isEmpty else { return true }
+        guard !collecting.isEmpty else { return true }
         collecting.partitions.formUnion(offsets.keys.map(\.partition))
         for p in collecting.partitions {
             guard let task = tasks[p] else { continue }
