@@ -21,11 +21,12 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         let config = try ProcessBootstrap.start(options, role: .ingestor)
         let logger = Logger(label: "k8s-micro.ingestor.run")
-        let stores = try StateStores(stateDir: config.ingestor.stateDir, logger: logger)
         if dumpStore {
+            let stores = try StateStores(stateDir: config.ingestor.stateDir, logger: logger)
             try StoreDump.print(stores: stores, codec: try CodecFactory.resolve(config: config, logger: logger).make())
             return
         }
+        let stores = try openStores(config, logger)
         let codecs = try CodecFactory.resolve(config: config, logger: logger)
         let registry = PartitionRegistry()
         let settings = StreamSettings(config: config)
@@ -66,6 +67,29 @@ struct RunCommand: AsyncParsableCommand {
         hooks.onShutdown("stores") { stores.syncAll() }
         try await hooks.run(services: [StreamService(thread: stream)], logger: logger)
         logger.info("stopped")
+    }
+
+    /// The start-up checks, then the stores with room reserved for their first writes. A failure is logged
+    /// naming the path and config key, and ends the process (exit 73 unwritable, 74 no space) before it joins
+    /// its group: Kubernetes backs off, nothing is written half-way.
+    private func openStores(_ config: AppConfig, _ logger: Logger) throws -> StateStores {
+        do {
+            try StartupChecks.stateDirectory(config.ingestor.stateDir)
+            try StartupChecks.socketDirectory(of: config.ingestor.socket)
+        } catch {
+            logger.critical("cannot start: \(error)")
+            throw ExitCode(StartupChecks.unwritableExitCode)
+        }
+        let stores: StateStores
+        do {
+            stores = try StateStores(stateDir: config.ingestor.stateDir, logger: logger)
+            try stores.reserveHeadroom()
+        } catch {
+            guard error.code == ENOSPC || error.code == EDQUOT else { throw error }
+            logger.critical("cannot start: state disk full: \(error)")
+            throw ExitCode(StartupChecks.noSpaceExitCode)
+        }
+        return stores
     }
 }
 

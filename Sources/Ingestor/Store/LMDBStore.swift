@@ -34,6 +34,12 @@ package final class LMDBStore: @unchecked Sendable {
     private var restoreDbis: [Int32: MDB_dbi] = [:]
     /// Puts per restore transaction: bounds its dirty pages (held in memory until commit).
     package var restoreTxnLimit = 100_000
+    private var restoreBudget = WriteBudget()
+    /// Blocks of the sparse data file allocated ahead of LMDB's writes (WRITEMAP only; nil otherwise, where
+    /// LMDB's own `pwrite` reports a full disk).
+    private let reservation: MapReservation?
+    /// Whether the environment runs with MDB_WRITEMAP (asked for, and this LMDB's layout checked).
+    package let writeMap: Bool
 
     /// - Parameters:
     ///   - mapSize: the maximum size of the store (virtual address space, not memory).
@@ -42,8 +48,10 @@ package final class LMDBStore: @unchecked Sendable {
     ///     memory at 100k keys, ~15 MB more during a cold restore). Still copy-on-write into free pages with one
     ///     meta-page switch per commit, so a process crash (kill -9) keeps the last committed values with their
     ///     checkpoints. Costs: the file's apparent size becomes `mapSize` (sparse: the blocks on disk stay the
-    ///     data's, but a copy that does not keep holes, e.g. Python's shutil, writes all of it); a full disk ends
-    ///     the process with SIGBUS instead of an error; written pages are mapped, so they count in the process's
+    ///     data's, but a copy that does not keep holes, e.g. Python's shutil, writes all of it); a store into a
+    ///     hole on a full disk would fault (SIGBUS), so every write first reserves the pages it may reach
+    ///     (`MapReservation`, `WriteBudget`): a full disk is a `StoreError` (ENOSPC) before LMDB touches a page
+    ///     without blocks; written pages are mapped, so they count in the process's
     ///     RSS (they are page cache, charged to the container either way). An OS crash within the sync window may
     ///     corrupt a NOSYNC file with WRITEMAP (LMDB's docs); without it too unless the file system preserves
     ///     write order, which ext4 does not promise.
@@ -57,27 +65,24 @@ package final class LMDBStore: @unchecked Sendable {
         } catch {
             throw StoreError(store: name, operation: "mkdir \(directory)", code: -1, message: "\(error)")
         }
-        var envp: OpaquePointer?
-        try Self.check(mdb_env_create(&envp), name, "env_create")
-        guard let env = envp else { throw StoreError(store: name, operation: "env_create", code: -1, message: "nil") }
+        let (env, writeMapOn) = try Self.openEnvironment(directory, name, mapSize, maxPartitions, writeMap)
         self.env = env
-        do {
-            try Self.check(mdb_env_set_maxdbs(env, MDB_dbi(maxPartitions + 1)), name, "set_maxdbs")
-            try Self.check(mdb_env_set_mapsize(env, mapSize), name, "set_mapsize")
-            try Self.check(mdb_env_set_maxreaders(env, 512), name, "set_maxreaders")
-            // NOSYNC: a process crash loses nothing (page cache); an OS crash may lose the last commits, which
-            // the changelog replay restores. NOTLS: read transactions are not bound to threads. NORDAHEAD: random
-            // key access; read-ahead would only inflate the resident (file-backed) set.
-            var flags = UInt32(MDB_NOTLS | MDB_NOSYNC | MDB_NORDAHEAD)
-            if writeMap { flags |= UInt32(MDB_WRITEMAP) }
-            try Self.check(mdb_env_open(env, directory, flags, 0o640), name, "env_open \(directory)")
+        self.writeMap = writeMapOn
+        do throws(StoreError) {
+            reservation = writeMapOn ? try Self.reserveUsed(env, name, directory, mapSize) : nil
             var txn: OpaquePointer?
             try Self.check(mdb_txn_begin(env, nil, 0, &txn), name, "txn_begin")
+            guard let txn else { throw StoreError(store: name, operation: "txn_begin", code: -1, message: "nil") }
             var dbi: MDB_dbi = 0
-            let rc = mdb_dbi_open(txn, "meta", UInt32(MDB_CREATE), &dbi)
-            if rc != 0 {
-                mdb_txn_abort(txn)
+            var rc: Int32 = 0
+            do throws(StoreError) {
+                let budget = try Self.budget(env, txn, dbis: [], reservation)
+                try Self.charge(budget, txn, value: 0, reservation)
+                rc = mdb_dbi_open(txn, "meta", UInt32(MDB_CREATE), &dbi)
                 try Self.check(rc, name, "dbi_open meta")
+            } catch {
+                mdb_txn_abort(txn)
+                throw error
             }
             try Self.check(mdb_txn_commit(txn), name, "txn_commit")
             metaDbi = dbi
@@ -103,6 +108,107 @@ package final class LMDBStore: @unchecked Sendable {
     }
 
     private static func dbiName(_ partition: Int32) -> String { "p\(partition)" }
+
+    /// lock.mdb's size: LMDB's reader table for 512 readers is 32,896 bytes; a larger file only means more slots.
+    private static let lockFileBytes = 64 << 10
+
+    /// The reservation of a WRITEMAP data file, covering the pages already in use (a copy that lost its
+    /// blocks, e.g. made without keeping holes, gets them back here rather than at a later write).
+    private static func reserveUsed(_ env: OpaquePointer, _ name: String, _ directory: String, _ mapSize: Int)
+        throws(StoreError) -> MapReservation
+    {
+        var fd: mdb_filehandle_t = -1
+        try check(mdb_env_get_fd(env, &fd), name, "env_get_fd")
+        var stat = MDB_stat()
+        try check(mdb_env_stat(env, &stat), name, "env_stat")
+        var info = MDB_envinfo()
+        try check(mdb_env_info(env, &info), name, "env_info")
+        let reservation = MapReservation(
+            store: name, directory: directory, fd: fd, pageSize: Int(stat.ms_psize), mapSize: mapSize)
+        try reservation.reserve(pages: Int(info.me_last_pgno) + 1)
+        return reservation
+    }
+
+    /// Creates and opens the environment. With WRITEMAP the reservation reads each write transaction's next
+    /// page from LMDB's transaction struct; if this LMDB's layout is not the one checked (`nextPage`), the
+    /// environment is reopened without WRITEMAP, where LMDB's own `pwrite` reports a full disk.
+    private static func openEnvironment(
+        _ directory: String, _ name: String, _ mapSize: Int, _ maxPartitions: Int, _ writeMap: Bool
+    ) throws(StoreError) -> (OpaquePointer, Bool) {
+        var envp: OpaquePointer?
+        try check(mdb_env_create(&envp), name, "env_create")
+        guard let env = envp else { throw StoreError(store: name, operation: "env_create", code: -1, message: "nil") }
+        do throws(StoreError) {
+            try check(mdb_env_set_maxdbs(env, MDB_dbi(maxPartitions + 1)), name, "set_maxdbs")
+            try check(mdb_env_set_mapsize(env, mapSize), name, "set_mapsize")
+            try check(mdb_env_set_maxreaders(env, 512), name, "set_maxreaders")
+            // NOSYNC: a process crash loses nothing (page cache); an OS crash may lose the last commits, which
+            // the changelog replay restores. NOTLS: read transactions are not bound to threads. NORDAHEAD: random
+            // key access; read-ahead would only inflate the resident (file-backed) set.
+            var flags = UInt32(MDB_NOTLS | MDB_NOSYNC | MDB_NORDAHEAD)
+            if writeMap { flags |= UInt32(MDB_WRITEMAP) }
+            // LMDB writes its reader table through a shared mapping of lock.mdb too: give it blocks first.
+            let lockRc = MapReservation.preallocate(path: directory + "/lock.mdb", bytes: lockFileBytes)
+            if lockRc != 0 { throw MapReservation.error(lockRc, store: name, directory: directory, what: "lock.mdb") }
+            try check(mdb_env_open(env, directory, flags, 0o640), name, "env_open \(directory)")
+            if writeMap, !nextPageReadable(env) {
+                mdb_env_close(env)
+                return try openEnvironment(directory, name, mapSize, maxPartitions, false)
+            }
+            return (env, writeMap)
+        } catch {
+            mdb_env_close(env)
+            throw error
+        }
+    }
+
+    /// LMDB 0.9's `struct MDB_txn` begins `mt_parent, mt_child, mt_next_pgno, mt_txnid, mt_env` (pointer-sized
+    /// words). The public API does not expose the next page; this checks the layout on a fresh write transaction
+    /// (no parent, no child, next page = last committed page + 1, txnid = last + 1, its env) before trusting it.
+    private static func nextPageReadable(_ env: OpaquePointer) -> Bool {
+        var txnp: OpaquePointer?
+        var info = MDB_envinfo()
+        guard MemoryLayout<Int>.size == 8, mdb_txn_begin(env, nil, 0, &txnp) == 0, let txn = txnp else {
+            return false
+        }
+        defer { mdb_txn_abort(txn) }
+        guard mdb_env_info(env, &info) == 0 else { return false }
+        let raw = UnsafeRawPointer(txn)
+        return raw.load(as: UInt.self) == 0 && raw.load(fromByteOffset: 8, as: UInt.self) == 0
+            && nextPage(txn) == Int(info.me_last_pgno) + 1
+            && raw.load(fromByteOffset: 24, as: Int.self) == Int(info.me_last_txnid) + 1
+            && raw.load(fromByteOffset: 32, as: UInt.self) == UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(env)))
+    }
+
+    /// The write transaction's next unallocated page (`mt_next_pgno`; layout checked by `nextPageReadable`).
+    @inline(__always)
+    private static func nextPage(_ txn: OpaquePointer) -> Int {
+        UnsafeRawPointer(txn).load(fromByteOffset: 16, as: Int.self)
+    }
+
+    /// A write transaction's margin (call right after `mdb_txn_begin`, while this thread is LMDB's one writer):
+    /// from the committed size of the file and the deepest tree of `dbis`.
+    private static func budget(
+        _ env: OpaquePointer, _ txn: OpaquePointer?, dbis: some Sequence<MDB_dbi>, _ reservation: MapReservation?
+    ) throws(StoreError) -> WriteBudget {
+        guard let reservation else { return WriteBudget() }
+        var info = MDB_envinfo()
+        var stat = MDB_stat()
+        var depth = mdb_env_stat(env, &stat) == 0 ? Int(stat.ms_depth) : 8
+        for dbi in dbis where mdb_stat(txn, dbi, &stat) == 0 { depth = max(depth, Int(stat.ms_depth)) }
+        let base = mdb_env_info(env, &info) == 0 ? Int(info.me_last_pgno) + 1 : reservation.reserved
+        return WriteBudget(pageSize: reservation.pageSize, basePages: base, depth: depth)
+    }
+
+    /// Reserves what a put of `value` bytes may reach, before LMDB writes anything.
+    @inline(__always)
+    private static func charge(
+        _ budget: WriteBudget, _ txn: OpaquePointer, value: Int, _ reservation: MapReservation?
+    ) throws(StoreError) {
+        guard let reservation else { return }
+        let needed = nextPage(txn) + budget.margin(value: value)
+        if needed > reservation.reserved { try reservation.reserve(pages: needed) }
+    }
 
     /// Opens the partition databases already on disk (from their checkpoints).
     private func openExistingPartitions() throws(StoreError) {
@@ -135,7 +241,9 @@ package final class LMDBStore: @unchecked Sendable {
             for (partition, entries) in batch.puts {
                 let txn = try begin(epoch)
                 let dbi = try writerDbi(txn, partition, &epoch.newDbis)
-                for (key, value) in entries { try put(txn, dbi, key, value, "put p\(partition)") }
+                for (key, value) in entries {
+                    try put(txn, dbi, key, value, epoch.budget, "put p\(partition)")
+                }
             }
         } catch {
             abort(epoch)
@@ -152,6 +260,7 @@ package final class LMDBStore: @unchecked Sendable {
     package final class EpochWrite {
         fileprivate var txn: OpaquePointer?
         fileprivate var newDbis: [Int32: MDB_dbi] = [:]
+        fileprivate var budget = WriteBudget()
         package init() {}
     }
 
@@ -161,6 +270,12 @@ package final class LMDBStore: @unchecked Sendable {
         try Self.check(mdb_txn_begin(env, nil, 0, &txnp), name, "txn_begin")
         guard let txn = txnp else { throw StoreError(store: name, operation: "txn_begin", code: -1, message: "nil") }
         epoch.txn = txn
+        do throws(StoreError) {
+            epoch.budget = try Self.budget(env, txn, dbis: dbis.withLock { Array($0.values) }, reservation)
+        } catch {
+            abort(epoch)
+            throw error
+        }
         return txn
     }
 
@@ -169,6 +284,12 @@ package final class LMDBStore: @unchecked Sendable {
     ) throws(StoreError) {
         let txn = try begin(epoch)
         let dbi = try writerDbi(txn, partition, &epoch.newDbis)
+        do throws(StoreError) {
+            try Self.charge(epoch.budget, txn, value: value.count, reservation)
+        } catch {
+            abort(epoch)
+            throw error
+        }
         var mk = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
         var mv = MDB_val(mv_size: value.count, mv_data: UnsafeMutableRawPointer(mutating: value.baseAddress))
         let rc = mdb_put(txn, dbi, &mk, &mv, 0)
@@ -185,7 +306,9 @@ package final class LMDBStore: @unchecked Sendable {
         do {
             for (partition, checkpoint) in checkpoints {
                 _ = try writerDbi(txn, partition, &epoch.newDbis)
-                try put(txn, metaDbi, Self.checkpointKey(partition), checkpoint.bytes, "put checkpoint p\(partition)")
+                try put(
+                    txn, metaDbi, Self.checkpointKey(partition), checkpoint.bytes, epoch.budget,
+                    "put checkpoint p\(partition)")
             }
         } catch {
             abort(epoch)
@@ -221,8 +344,10 @@ package final class LMDBStore: @unchecked Sendable {
 
     /// `op` names the failed operation; an autoclosure so the hot path builds no string per put.
     private func put(
-        _ txn: OpaquePointer, _ dbi: MDB_dbi, _ key: [UInt8], _ value: [UInt8], _ op: @autoclosure () -> String
+        _ txn: OpaquePointer, _ dbi: MDB_dbi, _ key: [UInt8], _ value: [UInt8], _ budget: WriteBudget,
+        _ op: @autoclosure () -> String
     ) throws(StoreError) {
+        try Self.charge(budget, txn, value: value.count, reservation)
         var rc: Int32 = 0
         key.withUnsafeBytes { k in
             value.withUnsafeBytes { v in
@@ -243,6 +368,14 @@ package final class LMDBStore: @unchecked Sendable {
         var txnp: OpaquePointer?
         try Self.check(mdb_txn_begin(env, nil, 0, &txnp), name, "txn_begin")
         guard let txn = txnp else { return }
+        do throws(StoreError) {
+            // Dropping a tree writes its pages' ids to the free list: covered by the commit margin.
+            let budget = try Self.budget(env, txn, dbis: [], reservation)
+            try Self.charge(budget, txn, value: 0, reservation)
+        } catch {
+            mdb_txn_abort(txn)
+            throw error
+        }
         if let dbi = dbis.withLock({ $0[partition] }) {
             let rc = mdb_drop(txn, dbi, 0)
             if rc != 0 {
@@ -302,6 +435,34 @@ package final class LMDBStore: @unchecked Sendable {
         mdb_env_sync(env, 1)
     }
 
+    // MARK: disk space
+
+    /// Start-up: the disk must have 1 MiB free, which is then reserved for the first transactions (plus a
+    /// sixteenth of the store), so a disk that is already full fails here with a clear error, not after the
+    /// ingestor joined its group. (Blocks this store reserved before do not count: they are used up first.)
+    package func reserveHeadroom() throws(StoreError) {
+        guard let reservation else { return }
+        let minimum = 1 << 20
+        if let free = MapReservation.freeBytes(directory), free < minimum {
+            throw MapReservation.error(ENOSPC, store: name, directory: directory, what: "\(minimum) bytes free to start")
+        }
+        var info = MDB_envinfo()
+        try Self.check(mdb_env_info(env, &info), name, "env_info")
+        let used = Int(info.me_last_pgno) + 1
+        try reservation.reserve(pages: used + minimum / reservation.pageSize + used / 16)
+    }
+
+    /// The data file's committed size, its blocks reserved ahead of writes, and the file system's free space.
+    package var space: StoreSpace {
+        var info = MDB_envinfo()
+        var stat = MDB_stat()
+        let pageSize = mdb_env_stat(env, &stat) == 0 ? Int(stat.ms_psize) : 4096
+        let used = mdb_env_info(env, &info) == 0 ? (Int(info.me_last_pgno) + 1) * pageSize : 0
+        return StoreSpace(
+            usedBytes: used, reservedBytes: reservation.map { $0.reserved * pageSize } ?? used,
+            freeBytes: MapReservation.freeBytes(directory) ?? 0)
+    }
+
     // MARK: restore (stream thread)
 
     /// Puts a restored value into the restore transaction and moves the partition's pending checkpoint to
@@ -316,6 +477,12 @@ package final class LMDBStore: @unchecked Sendable {
         } else {
             dbi = try writerDbi(txn, partition, &restoreDbis)
             restoreDbis[partition] = dbi
+        }
+        do throws(StoreError) {
+            try Self.charge(restoreBudget, txn, value: value.count, reservation)
+        } catch {
+            abortRestore()
+            throw error
         }
         var mk = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
         var mv = MDB_val(mv_size: value.count, mv_data: UnsafeMutableRawPointer(mutating: value.baseAddress))
@@ -341,7 +508,9 @@ package final class LMDBStore: @unchecked Sendable {
         for (partition, checkpoint) in restoreCheckpoints {
             do throws(StoreError) {
                 if restoreDbis[partition] == nil { _ = try writerDbi(txn, partition, &restoreDbis) }
-                try put(txn, metaDbi, Self.checkpointKey(partition), checkpoint.bytes, "put checkpoint p\(partition)")
+                try put(
+                    txn, metaDbi, Self.checkpointKey(partition), checkpoint.bytes, restoreBudget,
+                    "put checkpoint p\(partition)")
             } catch {
                 abortRestore()
                 throw error
@@ -369,6 +538,12 @@ package final class LMDBStore: @unchecked Sendable {
         }
         restoreTxn = txn
         restoreOwner = pthread_self()
+        do throws(StoreError) {
+            restoreBudget = try Self.budget(env, txn, dbis: dbis.withLock { Array($0.values) }, reservation)
+        } catch {
+            abortRestore()
+            throw error
+        }
         return txn
     }
 

@@ -2,6 +2,7 @@
 import CLMDB
 import FoundationEssentials
 package import Logging
+import Metrics
 
 /// Which store; the raw value indexes per-store arrays.
 package enum StoreKind: Int, CaseIterable, Sendable {
@@ -25,10 +26,38 @@ package enum StoreKind: Int, CaseIterable, Sendable {
 package final class StateStores: Sendable {
     package let chaser: LMDBStore
     package let billing: LMDBStore
+    /// `store_disk_{free,reserved,used}_bytes{store}` by `StoreKind.rawValue`, refreshed by `syncAll`.
+    private let diskGauges: [(free: Gauge, reserved: Gauge, used: Gauge)]
 
     package init(stateDir: String, logger: Logger = Logger(label: "k8s-micro.ingestor.store")) throws(StoreError) {
         chaser = try Self.open(directory: "\(stateDir)/chaser", name: "chaser", logger: logger)
         billing = try Self.open(directory: "\(stateDir)/billing", name: "billing", logger: logger)
+        diskGauges = StoreKind.allCases.map { kind in
+            let store = [("store", kind.name)]
+            return (
+                Gauge(label: "store_disk_free_bytes", dimensions: store),
+                Gauge(label: "store_disk_reserved_bytes", dimensions: store),
+                Gauge(label: "store_disk_used_bytes", dimensions: store)
+            )
+        }
+        recordSpace()
+    }
+
+    /// Start-up: room for each store's first writes (see `LMDBStore.reserveHeadroom`).
+    package func reserveHeadroom() throws(StoreError) {
+        defer { recordSpace() }
+        try chaser.reserveHeadroom()
+        try billing.reserveHeadroom()
+    }
+
+    private func recordSpace() {
+        for kind in StoreKind.allCases {
+            let space = self[kind].space
+            let gauges = diskGauges[kind.rawValue]
+            gauges.free.record(space.freeBytes)
+            gauges.reserved.record(space.reservedBytes)
+            gauges.used.record(space.usedBytes)
+        }
     }
 
     /// Opens a store. One whose files LMDB refuses as damaged (an OS crash inside the 5 s sync window can leave
@@ -74,9 +103,11 @@ package final class StateStores: Sendable {
         }
     }
 
+    /// Flushes both stores and refreshes the disk gauges (every 5 s on the stream thread, and at shutdown).
     package func syncAll() {
         chaser.sync()
         billing.sync()
+        recordSpace()
     }
 }
 

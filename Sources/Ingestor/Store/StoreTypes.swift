@@ -48,3 +48,13 @@ package struct StoreError: Error, CustomStringConvertible, Sendable {
     package var message: String
     package var description: String { "store \(store): \(operation): \(message) (\(code))" }
 }
+
+/// Disk use of one store (bytes).
+package struct StoreSpace: Sendable, Equatable {
+    /// Pages LMDB has committed (the file's high-water mark; free pages inside it are reused).
+    package var usedBytes: Int
+    /// Blocks allocated ahead of LMDB's writes (WRITEMAP); equals `usedBytes` without WRITEMAP.
+    package var reservedBytes: Int
+    /// What the file system still gives an unprivileged writer.
+    package var freeBytes: Int
+}
