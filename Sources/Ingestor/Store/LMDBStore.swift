@@ -444,7 +444,8 @@ package final class LMDBStore: @unchecked Sendable {
         guard let reservation else { return }
         let minimum = 1 << 20
         if let free = MapReservation.freeBytes(directory), free < minimum {
-            throw MapReservation.error(ENOSPC, store: name, directory: directory, what: "\(minimum) bytes free to start")
+            throw MapReservation.error(
+                ENOSPC, store: name, directory: directory, what: "\(minimum) bytes free to start")
         }
         var info = MDB_envinfo()
         try Self.check(mdb_env_info(env, &info), name, "env_info")
