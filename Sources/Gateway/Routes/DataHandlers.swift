@@ -298,17 +298,23 @@ final class DataHandlers {
             responder.send(.error(415, "unsupported-media-type", "POST /events takes application/json"))
             return
         }
-        if let problem = EventValidation.problem(in: r.request.body) {
+        let target: EventValidation.Target
+        switch EventValidation.check(r.request.body) {
+        case .rejected(let problem):
             responder.send(.error(400, "bad-event", problem))
             return
+        case .accepted(let accepted):
+            target = accepted
         }
         client.send(.publish(json: r.request.body), timeoutMs: 10_000) { reply in
             responder.send(
                 Self.map(reply, notFound: "not found") { response in
                     guard case .published(let receipt) = response else { return nil }
+                    // The receipt names the store and key the event updates: what to GET next.
                     return .json(
                         "{\"topic\":\(JSONText.quote(receipt.topic)),\"partition\":\(receipt.partition),"
-                            + "\"offset\":\(receipt.offset)}", status: 202)
+                            + "\"offset\":\(receipt.offset),\"store\":\(JSONText.quote(target.store)),"
+                            + "\"key\":\(JSONText.quote(target.key))}", status: 202)
                 })
         }
     }
