@@ -14,6 +14,7 @@ public struct ConfigIssue: Sendable, Equatable, CustomStringConvertible {
 /// Every problem found in a config, reported at once.
 public struct ConfigValidationError: Error, Sendable, CustomStringConvertible {
     public let issues: [ConfigIssue]
+    public init(issues: [ConfigIssue]) { self.issues = issues }
     public var description: String {
         "invalid configuration (\(issues.count) problem\(issues.count == 1 ? "" : "s")):\n"
             + issues.map { "  - \($0)" }.joined(separator: "\n")

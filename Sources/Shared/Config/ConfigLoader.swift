@@ -121,6 +121,9 @@ public enum ConfigLoader {
         return LoadedConfig(config: config, secretPaths: secretPaths)
     }
 
+    /// The environment variable that sets the key at `path` (`gateway.healthPort` → `GATEWAY_HEALTH_PORT`).
+    public static func environmentVariable(of path: String) -> String { environmentName(path) }
+
     static func looksLikeCredential(_ key: String) -> Bool {
         let lowered = key.lowercased()
         return ["password", "secret", "token", "credential", "jaas", ".key.pem", "private"].contains {
