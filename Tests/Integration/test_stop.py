@@ -78,6 +78,8 @@ class Script:
         busy = []
         for port in self.ports.values():
             with socket.socket() as s:
+                # As a server binds: connections of the stopped run in TIME_WAIT do not make a port busy.
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     s.bind(("127.0.0.1", port))
                 except OSError:
