@@ -36,7 +36,8 @@ struct EmbedFilesPlugin: BuildToolPlugin {
         default:
             return []
         }
-        let script = "out='\(output.path())'\n{\n\(body)\n} > \"$out.tmp\"\n"
+        let script =
+            "out='\(output.path())'\n{\n\(body)\n} > \"$out.tmp\"\n"
             + "cmp -s \"$out.tmp\" \"$out\" && rm -f \"$out.tmp\" || mv \"$out.tmp\" \"$out\"\n"
         return [
             .prebuildCommand(

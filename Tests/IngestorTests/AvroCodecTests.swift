@@ -1,9 +1,9 @@
 // Tests of the Avro codec: byte-exact payloads, framing, round trips, decode failures, garbage input.
 import FoundationEssentials
+import Shared
 import Testing
 
 @testable import Ingestor
-import Shared
 
 #if canImport(Glibc)
     import Glibc

@@ -1,7 +1,7 @@
-"""Every example in README.md and docs/ works as written: YAML configs load (through --print-config, with a
+"""Every example in README.md and docs/ works as written, and what they promise holds: YAML configs load (through --print-config, with a
 secrets folder for their ${name} values), shell examples parse and name scripts and make targets that exist, and
 the documented config error is exactly what a process prints. The README's curl examples run against a real
-`run.sh` in test_stop.py. About 5 s."""
+`run.sh` in test_stop.py. About 15 s."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import re
 import shlex
 import subprocess
 
+import pytest
+import requests
 import yaml
-from conftest import ROOT
+from conftest import ROOT, wait_until
 from doc_examples import DOCUMENTS, examples
 
 CONFIG_GROUPS = {"log", "pod", "kafka", "schemaRegistry", "ingestor", "gateway"}
@@ -102,3 +104,36 @@ def test_documented_config_error_is_what_the_process_prints(binaries, run_env, t
     )
     assert out.returncode == 78
     assert out.stderr == shown.text
+
+
+def test_without_the_input_topic_ready_and_listings_say_why(tansu, pod_factory):
+    """README: with a config whose input topic does not exist, /hams/ready stays 429 and says so; a key listing
+    answers the documented 503 + Retry-After, not an empty 200 that looks like an empty store."""
+    pod = pod_factory(tansu, ingestor={"schemaDir": ""})  # the built-in schemas
+    pod.start_ingestor()
+    pod.start_gateway()
+    ready = wait_until(
+        lambda: (r := requests.get(f"{pod.health}/hams/ready", timeout=2)).status_code == 429
+        and {d["name"]: d["valid"] for d in r.json()["detail"]}.get("ingestor-input-topic") is False
+        and r.json(), 60, what="/hams/ready naming the input topic")
+    assert ready["valid"] is False
+    listing = requests.get(f"{pod.api}/chaser", timeout=5)
+    assert listing.status_code == 503 and "Retry-After" in listing.headers
+    assert "waiting for the input topic" in listing.json()["message"]
+    tansu.create_topic("input", 2)
+    pod.wait_ready(60)  # and it goes on once the topic exists
+    assert requests.get(f"{pod.api}/chaser", timeout=5).json()["keys"] == []
+
+
+def test_no_config_as_an_unprivileged_user_names_the_keys_to_change(binaries, run_env, tmp_path):
+    """docs/config.md: a user who may not write the default directories gets each key, its variable and path."""
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    if subprocess.run([*nobody, "test", "-x", str(binaries.ingestor)], env=run_env).returncode != 0:
+        pytest.skip("the build directory is not reachable by uid 65534")
+    out = subprocess.run(
+        [*nobody, str(binaries.ingestor), "run"], cwd=tmp_path, capture_output=True, text=True, env=run_env, timeout=60
+    )
+    assert out.returncode == 78, out.stderr
+    for key, variable in [("ingestor.stateDir", "INGESTOR_STATE_DIR"), ("ingestor.socket", "INGESTOR_SOCKET")]:
+        assert f"- {key}: /var/" in out.stderr and variable in out.stderr, out.stderr
+    assert "Permission denied" in out.stderr and "CocoaError" not in out.stderr

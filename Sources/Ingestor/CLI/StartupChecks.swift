@@ -14,7 +14,8 @@ enum StartupChecks {
         let socketDir = parent(of: config.ingestor.socket)
         for (key, dir) in [("ingestor.stateDir", config.ingestor.stateDir), ("ingestor.socket", socketDir)] {
             if let problem = writableDirectoryProblem(dir) {
-                let hint = "set \(key) (\(ConfigLoader.environmentVariable(of: key)) or --set \(key)=...) to a path "
+                let hint =
+                    "set \(key) (\(ConfigLoader.environmentVariable(of: key)) or --set \(key)=...) to a path "
                     + "this user may write, or create it with write access for uid \(getuid())"
                 issues.append(ConfigIssue(path: key, message: "\(dir): \(problem); \(hint)"))
             }
