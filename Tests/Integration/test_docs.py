@@ -137,3 +137,16 @@ def test_no_config_as_an_unprivileged_user_names_the_keys_to_change(binaries, ru
     for key, variable in [("ingestor.stateDir", "INGESTOR_STATE_DIR"), ("ingestor.socket", "INGESTOR_SOCKET")]:
         assert f"- {key}: /var/" in out.stderr and variable in out.stderr, out.stderr
     assert "Permission denied" in out.stderr and "CocoaError" not in out.stderr
+
+
+def test_the_repository_cites_no_document_outside_it():
+    """Docs, scripts, code and tests state facts themselves instead of pointing at files that are not here."""
+    outside = ["SPEC " + "\u00a7", "SPEC " + "\\u00a7", "PLATFORM" + "-NOTES", "SPEC" + ".md"]
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    cited = []
+    for name in files:
+        path = ROOT / name
+        if path.is_file() and path.stat().st_size < 2_000_000:
+            text = path.read_text(errors="replace")
+            cited += [f"{name}: {word}" for word in outside if word in text]
+    assert not cited, cited

@@ -773,7 +773,7 @@ def test_schemathesis_with_ingestor(gateway, tmp_path):
 
 
 def test_schemathesis_without_ingestor(gateway, tmp_path):
-    """No ingestor: data routes answer the documented 503 + Retry-After (SPEC §5), which schemathesis's
+    """No ingestor: data routes answer the documented 503 + Retry-After, which schemathesis's
     not_a_server_error check must be told is expected."""
     (tmp_path / "schemathesis.toml").write_text(
         '[checks.not_a_server_error]\nexpected-statuses = ["2xx", "3xx", "4xx", "503"]\n'

@@ -1,4 +1,4 @@
-// Config precedence, secrets, all-errors validation and redaction (SPEC §9).
+// Config precedence, secrets, all-errors validation and redaction (docs/config.md).
 import SharedCLI
 import Testing
 
