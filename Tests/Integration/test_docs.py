@@ -106,7 +106,7 @@ def test_documented_config_error_is_what_the_process_prints(binaries, run_env, t
     assert out.stderr == shown.text
 
 
-def test_without_the_input_topic_ready_and_listings_say_why(tansu, pod_factory):
+def test_without_the_input_topic_ready_and_listings_say_why(tansu, pod_factory, binaries, run_env):
     """README: with a config whose input topic does not exist, /hams/ready stays 429 and says so; a key listing
     answers the documented 503 + Retry-After, not an empty 200 that looks like an empty store."""
     pod = pod_factory(tansu, ingestor={"schemaDir": ""})  # the built-in schemas
@@ -117,6 +117,14 @@ def test_without_the_input_topic_ready_and_listings_say_why(tansu, pod_factory):
         and {d["name"]: d["valid"] for d in r.json()["detail"]}.get("ingestor-input-topic") is False
         and r.json(), 60, what="/hams/ready naming the input topic")
     assert ready["valid"] is False
+    # docs/operations.md shows the probe's line for this very case.
+    shown = re.search(r"`(ready=false joinedGroup[^`]*)`", (ROOT / "docs" / "operations.md").read_text())
+    assert shown
+    probe = subprocess.run(
+        [str(binaries.ingestor), "probe", "ready", "--config", str(pod.config_path)],
+        capture_output=True, text=True, env=run_env, timeout=30,
+    )
+    assert probe.returncode == 1 and probe.stdout.strip() == shown.group(1), probe.stdout + probe.stderr
     listing = requests.get(f"{pod.api}/chaser", timeout=5)
     assert listing.status_code == 503 and "Retry-After" in listing.headers
     assert "waiting for the input topic" in listing.json()["message"]
