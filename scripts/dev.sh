@@ -15,35 +15,20 @@ BROKER_STORAGE=${BROKER_STORAGE:-memory}
 GENERATE_RATE=${GENERATE_RATE:-5}
 BOOTSTRAP="127.0.0.1:$BROKER_PORT"
 CONFIG=$RUN_DIR/config.yaml
-STATE_ROOT=$RUN_DIR
 mkdir -p "$RUN_DIR/logs"
 
 GENERATOR_PID="" GATEWAY_PID="" INGESTOR_PID=""
+# shellcheck disable=SC2317 # run from the traps
 cleanup() {
   trap - INT TERM EXIT
-  echo; echo "dev: stopping"
   # Each watcher is a process group (loop, entr, build, binary): stopping the group stops all of it.
-  for pid in "$GENERATOR_PID" "$GATEWAY_PID" "$INGESTOR_PID"; do
-    if [ -n "$pid" ]; then stop_pid "$pid" 30; fi
-  done
-  stop_broker
-  echo "dev: stopped"
+  stop_in_order dev "$GENERATOR_PID" "$GATEWAY_PID" "$INGESTOR_PID"
   exit 0
 }
 trap cleanup INT TERM EXIT
 
-if port_open 127.0.0.1 "$BROKER_PORT"; then
-  echo "dev: a broker already listens on $BOOTSTRAP; using it"
-elif [ "$BROKER_STORAGE" = durable ]; then
-  STATE_ROOT=$RUN_DIR/durable
-  start_broker 127.0.0.1 "$BROKER_PORT" "$RUN_DIR/logs/broker.log" "$STATE_ROOT"
-else
-  echo "dev: tansu in memory starts empty, so $RUN_DIR/state starts empty too (BROKER_STORAGE=durable keeps both)"
-  rm -rf "$RUN_DIR/state"
-  start_broker 127.0.0.1 "$BROKER_PORT" "$RUN_DIR/logs/broker.log"
-fi
+start_demo_broker dev
 create_topic "$BOOTSTRAP" input 4
-mkdir -p "$STATE_ROOT/sock" "$STATE_ROOT/state"
 write_dev_config "$CONFIG" "$BOOTSTRAP" "$STATE_ROOT"
 echo "dev: building (debug)"
 swift build --product k8s-micro-ingestor >/dev/null

@@ -83,6 +83,45 @@ stop_broker() {
   BROKER_PID="" BUCKET_PID=""
 }
 
+# start_demo_broker NAME: the local broker of run.sh and dev.sh, from RUN_DIR, BROKER_PORT and BROKER_STORAGE
+# (memory|durable); an already listening broker is used as it is. Sets STATE_ROOT, the folder of the
+# ingestor's socket and stores: the memory broker starts empty, so the stores start empty too.
+start_demo_broker() {
+  local name=$1
+  STATE_ROOT=$RUN_DIR
+  case "$BROKER_STORAGE" in
+    memory | durable) ;;
+    *) echo "$name: BROKER_STORAGE must be memory or durable, got \"$BROKER_STORAGE\"" >&2; return 64 ;;
+  esac
+  if port_open 127.0.0.1 "$BROKER_PORT"; then
+    echo "$name: a broker already listens on 127.0.0.1:$BROKER_PORT; using it and keeping $RUN_DIR/state"
+  elif [ "$BROKER_STORAGE" = durable ]; then
+    STATE_ROOT=$RUN_DIR/durable
+    echo "$name: starting a durable tansu on 127.0.0.1:$BROKER_PORT, data in $STATE_ROOT" \
+      "(log $RUN_DIR/logs/broker.log)"
+    start_broker 127.0.0.1 "$BROKER_PORT" "$RUN_DIR/logs/broker.log" "$STATE_ROOT"
+  else
+    # Stores kept from an earlier run would be ahead of the new, empty broker and only be wiped and restored.
+    echo "$name: starting tansu in memory on 127.0.0.1:$BROKER_PORT; it starts empty, so $RUN_DIR/state" \
+      "starts empty too (BROKER_STORAGE=durable keeps both across restarts)"
+    rm -rf "$RUN_DIR/state"
+    start_broker 127.0.0.1 "$BROKER_PORT" "$RUN_DIR/logs/broker.log"
+  fi
+  mkdir -p "$STATE_ROOT/sock" "$STATE_ROOT/state"
+}
+
+# stop_in_order NAME PID...: stops each process group in the order given (the generator, the gateway, then the
+# ingestor, which commits and leaves its group while the broker is still up), then the broker and its storage.
+stop_in_order() {
+  local name=$1; shift
+  echo; echo "$name: stopping"
+  for pid in "$@"; do
+    if [ -n "$pid" ]; then stop_pid "$pid" 30; fi
+  done
+  stop_broker
+  echo "$name: stopped"
+}
+
 # create_topic BROKER NAME PARTITIONS [CONFIG]: creates the topic; an existing one is left as it is.
 create_topic() {
   local args=(topic create --broker "tcp://$1" --partitions "$3" "$2")

@@ -24,10 +24,6 @@ BROKER_PORT=${BROKER_PORT:-9092}
 BROKER_STORAGE=${BROKER_STORAGE:-memory}
 PARTITIONS=${PARTITIONS:-4}
 GENERATE_RATE=${GENERATE_RATE:-5}
-case "$BROKER_STORAGE" in
-  memory | durable) ;;
-  *) echo "run: BROKER_STORAGE must be memory or durable, got \"$BROKER_STORAGE\"" >&2; exit 64 ;;
-esac
 mkdir -p "$RUN_DIR/logs"
 
 echo "run: building (debug)"
@@ -35,43 +31,20 @@ swift build --product k8s-micro-ingestor >/dev/null
 swift build --product k8s-micro-gateway >/dev/null
 BIN=$(swift build --show-bin-path)
 
-# Stop order: the generator, the gateway, the ingestor (it commits and leaves its group while the broker is
-# still up), then the broker and its storage.
 GENERATOR_PID="" GATEWAY_PID="" INGESTOR_PID=""
 # shellcheck disable=SC2317 # run from the traps
 cleanup() {
-  local status=${1:-0}
   trap - INT TERM EXIT
-  echo; echo "run: stopping"
-  for pid in "$GENERATOR_PID" "$GATEWAY_PID" "$INGESTOR_PID"; do
-    if [ -n "$pid" ]; then stop_pid "$pid" 30; fi
-  done
-  stop_broker
-  echo "run: stopped"
-  exit "$status"
+  stop_in_order run "$GENERATOR_PID" "$GATEWAY_PID" "$INGESTOR_PID"
+  exit "${1:-0}"
 }
 trap 'cleanup 0' INT TERM
 trap 'cleanup $?' EXIT
 
 if [ -z "$CONFIG" ]; then
   BOOTSTRAP="127.0.0.1:$BROKER_PORT"
-  STATE_ROOT=$RUN_DIR
-  if port_open 127.0.0.1 "$BROKER_PORT"; then
-    echo "run: a broker already listens on $BOOTSTRAP; using it and keeping $RUN_DIR/state"
-  elif [ "$BROKER_STORAGE" = durable ]; then
-    STATE_ROOT=$RUN_DIR/durable
-    echo "run: starting a durable tansu on $BOOTSTRAP, data in $STATE_ROOT (log $RUN_DIR/logs/broker.log)"
-    start_broker 127.0.0.1 "$BROKER_PORT" "$RUN_DIR/logs/broker.log" "$STATE_ROOT"
-  else
-    # The memory broker starts empty: stores kept from an earlier run would be ahead of it and only be wiped
-    # and restored, so start them empty as well.
-    echo "run: starting tansu in memory on $BOOTSTRAP; it starts empty, so $RUN_DIR/state starts empty too" \
-      "(BROKER_STORAGE=durable keeps both across restarts)"
-    rm -rf "$RUN_DIR/state"
-    start_broker 127.0.0.1 "$BROKER_PORT" "$RUN_DIR/logs/broker.log"
-  fi
+  start_demo_broker run
   create_topic "$BOOTSTRAP" input "$PARTITIONS"
-  mkdir -p "$STATE_ROOT/sock" "$STATE_ROOT/state"
   CONFIG=$RUN_DIR/config.yaml
   write_dev_config "$CONFIG" "$BOOTSTRAP" "$STATE_ROOT"
 else
