@@ -158,3 +158,19 @@ def test_the_repository_cites_no_document_outside_it():
             text = path.read_text(errors="replace")
             cited += [f"{name}: {word}" for word in outside if word in text]
     assert not cited, cited
+
+
+def test_generate_with_an_old_librdkafka_fails_at_once_naming_the_fix(binaries, run_env, tmp_path):
+    """README troubleshooting: without scripts/env.sh, Debian 12's librdkafka loads; generate must not hang."""
+    env = dict(run_env)
+    env["LD_LIBRARY_PATH"] = ":".join(p for p in env["LD_LIBRARY_PATH"].split(":") if not p.endswith("rdkafka"))
+    out = subprocess.run(
+        [str(binaries.ingestor), "generate", "--total", "1", "--set", "kafka.bootstrapServers=127.0.0.1:1"],
+        capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path,
+    )
+    loaded = re.search(r"librdkafka version=(\d+)\.(\d+)", out.stdout + out.stderr)
+    assert loaded, out.stdout + out.stderr
+    if (int(loaded.group(1)), int(loaded.group(2))) >= (2, 2):
+        pytest.skip(f"the system librdkafka is {loaded.group(0)}: new enough")
+    assert out.returncode == 69
+    assert "source scripts/env.sh" in out.stderr

@@ -139,14 +139,20 @@ def test_run_sh_serves_the_readme_examples_and_stops_on_ctrl_c(scripts, tmp_path
     assert set(receipt) == set(shown) and receipt["store"] == shown["store"] and receipt["key"] == shown["key"]
     aggregate = json.loads(next(o for o in outputs if '"names"' in o))
     assert aggregate == readme_json("type\":\"com.polecatworks.chaser.Aggregate")
+    # Every dead-letter reason is exported from the start, before any record was dead-lettered.
+    metrics = requests.get(f"http://127.0.0.1:{script.ports['GATEWAY_HEALTH_PORT']}/hams/metrics", timeout=10).text
+    assert 'records_dead_lettered_total{reason="null-key"} 0' in metrics
+    assert 'records_dead_lettered_total{reason="corrupt-avro"} 0' in metrics
 
     script.stop(signal.SIGINT)
     assert script.proc.returncode == 0, script.text()
     assert script.text().rstrip().endswith("run: stopped"), script.text()[-500:]
     script.assert_stopped_completely()
     # Stopped in order: the ingestor still had its broker while it committed and left the group.
-    ingestor_log = (tmp_path / "run" / "logs" / "ingestor.log").read_text()
-    assert "Connection refused" not in ingestor_log
+    logs = {p.name: p.read_text(errors="replace") for p in (tmp_path / "run" / "logs").glob("*.log")}
+    assert "Connection refused" not in logs["ingestor.log"]
+    # The demo config gives librdkafka no property of the wrong client kind (it would warn: CONFWARN).
+    assert not [name for name, text in logs.items() if "CONFWARN" in text]
 
 
 def test_durable_run_sh_keeps_aggregates_across_a_restart_and_stops_on_sigterm(scripts, tmp_path):
