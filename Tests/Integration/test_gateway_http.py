@@ -396,6 +396,9 @@ def test_prefix(binaries, run_env, tmp_path):
         assert requests.get(f"{gw.api}/api/hello").text == "Hello back"
         assert requests.get(f"{gw.api}/api").json() == {"str": "params.a"}
         assert requests.get(f"{gw.api}/hello").status_code == 404
+        # Clients generated from the document call server URL + path: the prefix is the server URL.
+        document = requests.get(f"{gw.api}/api/openapi.json").json()
+        assert document["servers"][0]["url"] == "/api" and "/hello" in document["paths"]
     finally:
         assert gw.stop() == 0
 
