@@ -569,7 +569,8 @@ def test_with_fake_ingestor(gateway):
         assert requests.get(f"{gateway.api}/chaser?limit=0").status_code == 400
         event = {"type": "com.polecatworks.chaser.Chaser", "name": "A", "id": "1", "sent": 1000, "ttl": 300}
         r = requests.post(f"{gateway.api}/events", json=event)
-        assert r.status_code == 202 and r.json() == {"topic": "input", "partition": 2, "offset": 41}
+        assert r.status_code == 202
+        assert r.json() == {"topic": "input", "partition": 2, "offset": 41, "store": "chaser", "key": "1"}
         text = requests.get(f"{gateway.health}/hams/metrics").text
         from prometheus_client.parser import text_string_to_metric_families
 
