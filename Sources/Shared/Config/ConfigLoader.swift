@@ -98,7 +98,7 @@ public enum ConfigLoader {
                 if resolved.usedSecret { secretPaths.insert(binding.path) }
                 if let problem = binding.apply(&config, resolved.value) {
                     // Never echo a secret's content in an error.
-                    let message = resolved.usedSecret ? "invalid value (from a secret, \(source))" : problem
+                    let message = resolved.usedSecret ? "invalid value (from a secret)" : problem
                     issues.append(ConfigIssue(path: binding.path, message: "\(message) (\(source))"))
                 }
             }
