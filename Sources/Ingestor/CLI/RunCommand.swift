@@ -21,6 +21,11 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         let config = try ProcessBootstrap.start(options, role: .ingestor)
         let logger = Logger(label: "k8s-micro.ingestor.run")
+        let directoryIssues = StartupChecks.directoryIssues(config)
+        guard directoryIssues.isEmpty else {
+            StandardError.write("k8s-micro-ingestor: \(ConfigValidationError(issues: directoryIssues))\n")
+            throw ExitCode(ProcessBootstrap.configExitCode)
+        }
         if dumpStore {
             let stores = try StateStores(stateDir: config.ingestor.stateDir, logger: logger)
             try StoreDump.print(stores: stores, codec: try CodecFactory.resolve(config: config, logger: logger).make())
@@ -69,17 +74,10 @@ struct RunCommand: AsyncParsableCommand {
         logger.info("stopped")
     }
 
-    /// The start-up checks, then the stores with room reserved for their first writes. A failure is logged
-    /// naming the path and config key, and ends the process (exit 73 unwritable, 74 no space) before it joins
-    /// its group: Kubernetes backs off, nothing is written half-way.
+    /// The stores, with room reserved for their first writes. A disk already full is logged naming the path and
+    /// config key, and ends the process (exit 74) before it joins its group: Kubernetes backs off, nothing is
+    /// written half-way.
     private func openStores(_ config: AppConfig, _ logger: Logger) throws -> StateStores {
-        do {
-            try StartupChecks.stateDirectory(config.ingestor.stateDir)
-            try StartupChecks.socketDirectory(of: config.ingestor.socket)
-        } catch {
-            logger.critical("cannot start: \(error)")
-            throw ExitCode(StartupChecks.unwritableExitCode)
-        }
         let stores: StateStores
         do {
             stores = try StateStores(stateDir: config.ingestor.stateDir, logger: logger)
