@@ -293,7 +293,7 @@ class Chaos:
         self.pod.start_gateway()
         self.pod.wait_ready(120)
         self.start_generator()
-        keys = wait_until(lambda: requests.get(f"{self.pod.api}/chaser", timeout=2).json()["keys"], 60,
+        keys = wait_until(lambda: requests.get(f"{self.pod.api}/chaser", timeout=2).json()["keys"], 180,
                           what="chaser keys")
         self.supervisor.start()
         readers = Readers(self.pod, keys)
