@@ -18,6 +18,7 @@ cd "$(dirname "$0")/.."
 TAG=${TAG:-$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' charts/k8s-micro/Chart.yaml)}
 REGISTRY=${REGISTRY:-ghcr.io/polecatworks}
 SWIFT_BASE=${SWIFT_BASE:-localhost/k8s-micro-base/swift:bookworm}
+SWIFT_ROOTFS=localhost/k8s-micro-base/swift-rootfs:bookworm
 RUNTIME_BASE=${RUNTIME_BASE:-localhost/k8s-micro-base/cc-debian12:nonroot}
 SWIFT_TOOLCHAIN=${SWIFT_TOOLCHAIN:-/opt/swift}
 SWIFT_PACKAGES=${SWIFT_PACKAGES:-/opt/swift-packages}
@@ -124,9 +125,34 @@ bases() {
   runtime_base
   [ -x "$SWIFT_TOOLCHAIN/usr/bin/swift" ] || { log "no Swift toolchain at $SWIFT_TOOLCHAIN"; exit 1; }
   local version; version=$("$SWIFT_TOOLCHAIN/usr/bin/swift" --version 2>/dev/null | head -1)
-  make_base "$SWIFT_BASE" swift_base_rootfs \
+  make_base "$SWIFT_ROOTFS" swift_base_rootfs \
     "PATH=/opt/swift/usr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
     "SWIFT_VERSION=$version"
+  host_trust "$SWIFT_BASE" "$SWIFT_ROOTFS"
+}
+
+# IMAGE = FROM + the extra CA certificates this machine trusts (/usr/local/share/ca-certificates), so that pip and
+# git inside the build reach their registries through the same TLS-inspecting egress as the host. Local only: the
+# public build's swift image needs none, and nothing of this layer reaches the runtime stage.
+host_trust() {
+  local image=$1 from=$2 hash ctr
+  hash=$({ buildah images --noheading --no-trunc --format '{{.ID}}' "$from"
+    cat /usr/local/share/ca-certificates/*.crt 2>/dev/null || true; } | sha256sum | cut -c1-16)
+  if [ "$(image_label "$image" k8s-micro.recipe)" = "$hash" ]; then
+    log "base $image is current (recipe $hash)"
+    return 0
+  fi
+  log "assembling base $image: $from + this machine's extra CA certificates"
+  ctr=$(buildah from --pull=false "$from")
+  # shellcheck disable=SC2064 # the container of this call
+  trap "buildah rm '$ctr' >/dev/null 2>&1 || true" EXIT
+  if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
+    buildah copy "$ctr" /usr/local/share/ca-certificates/ /usr/local/share/ca-certificates/ >/dev/null
+  fi
+  buildah run --isolation chroot "$ctr" -- update-ca-certificates >/dev/null
+  buildah config --label "k8s-micro.recipe=$hash" "$ctr"
+  buildah commit --quiet --rm "$ctr" "$image" >/dev/null
+  trap - EXIT
 }
 
 runtime_base() {
