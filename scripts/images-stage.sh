@@ -56,12 +56,12 @@ while read -r soname path; do
   component library "$pkg" "$version" "pkg:deb/debian/$pkg@$version?arch=$arch" "$sha"
 done < <(awk '$2 == "=>" && $3 ~ /^\// { print $1, $3 }' "$ldd_out" | grep -Ev "$BASE_LIBS")
 
-# Swift packages: Package.resolved pins (identity, location, version or revision), one per line.
+# Swift packages: the Package.resolved pins that have a version (identity, location, version), one per line.
 if [ -f Package.resolved ]; then
   while read -r identity location version; do
     component library "$identity" "$version" "pkg:swift/${location#https://}@$version"
   done < <(awk -F'"' '/"identity"/ { id = $4 } /"location"/ { loc = $4 }
-    /"revision"/ { rev = $4 } /"version"/ { print id, loc, $4; rev = "" }' Package.resolved)
+    /"version" : "/ { print id, loc, $4 }' Package.resolved)
 fi
 swift_version=$(swift --version 2>/dev/null | sed -n 's/.*Swift version \([^ ]*\).*/\1/p' | head -1)
 component framework swift-stdlib "${swift_version:-unknown}" "pkg:generic/swift@${swift_version:-unknown}"
