@@ -191,7 +191,7 @@ build() {
   for process in "${PROCESSES[@]}"; do
     start=$SECONDS
     log "building $(image_name "$process") from Dockerfile.$process"
-    bud --layers -f "Dockerfile.$process" \
+    bud --layers --force-rm -f "Dockerfile.$process" \
       --build-arg "SWIFT_IMAGE=$SWIFT_BASE" --build-arg "RUNTIME_IMAGE=$RUNTIME_BASE" \
       --build-arg "VERSION=$VERSION" --build-arg "REVISION=$REVISION" --build-arg "CREATED=$CREATED" \
       --build-arg "SWIFT_BUILD_JOBS=${SWIFT_BUILD_JOBS:-1}" \
