@@ -238,6 +238,7 @@ runtime_images() {
     install -d -m 0770 "$ctx/out/empty"
     cp -r schemas "$ctx/schemas"
     runtime_stage "Dockerfile.$process" >"$ctx/Dockerfile"
+    buildah rmi "localhost/k8s-micro-$process:runtime-test" >/dev/null 2>&1 || true  # no pile-up across runs
     bud -q -f "$ctx/Dockerfile" --build-arg "RUNTIME_IMAGE=$RUNTIME_BASE" --build-arg "VERSION=$VERSION" \
       -t "localhost/k8s-micro-$process:runtime-test" "$ctx" >/dev/null
     log "built localhost/k8s-micro-$process:runtime-test (runtime stage of Dockerfile.$process, debug binary)"

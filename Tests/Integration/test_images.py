@@ -41,10 +41,11 @@ def buildah(*args: str, timeout: float = 120) -> str:
 
 
 @pytest.fixture(scope="module")
-def images() -> dict[str, str]:
+def images(request) -> dict[str, str]:
     given = {p: os.environ.get(f"K8S_MICRO_{p.upper()}_IMAGE", "") for p in PROCESSES}
     if all(given.values()):
         return given
+    request.getfixturevalue("binaries")  # the debug binaries the runtime stages are built from (skips without)
     out = subprocess.run(["bash", "scripts/images.sh", "runtime-images"], cwd=ROOT, capture_output=True, text=True,
                          timeout=1200)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
@@ -144,9 +145,8 @@ def chart_config() -> dict:
 def test_pod_from_the_images_serves_an_event_produced_on_the_host(containers, tansu, binaries, tmp_path):
     tansu.create_topic("input", 4)
     chart = chart_config()
-    user = containers("ingestor").config["User"]
-    uid, gid = (int(x) for x in user.split(":"))
-    volumes = {}
+    cs = {process: containers(process) for process in ("ingestor", "gateway")}
+    uid, gid = (int(x) for x in cs["ingestor"].config["User"].split(":"))
     for name in ("sock", "state", "tmp-ingestor", "tmp-gateway", "secrets"):
         (tmp_path / name).mkdir()
         os.chown(tmp_path / name, uid, gid)
@@ -168,8 +168,7 @@ def test_pod_from_the_images_serves_an_event_produced_on_the_host(containers, ta
     args = {"ingestor": ["run", "--config", CONFIG, "--secrets", SECRETS], "gateway": ["--config", CONFIG, "--secrets", SECRETS]}
     procs = {}
     try:
-        for process in ("ingestor", "gateway"):
-            c = containers(process)
+        for process, c in cs.items():
             log = (tmp_path / f"{process}.log").open("wb")
             procs[process] = subprocess.Popen(c.command(args[process], volumes[process], env), stdout=log,
                                               stderr=subprocess.STDOUT, start_new_session=True)
