@@ -205,6 +205,16 @@ def test_pod_from_the_images_serves_an_event_produced_on_the_host(containers, ta
         assert requests.get(f"{hams}/hams/stop", timeout=5).status_code == 200
         for process, proc in procs.items():
             assert proc.wait(60) == 0, f"{process} exited {proc.returncode}\n{logs()}"
+        # As with the chart's readOnlyRootFilesystem: nothing was written outside the volumes. The container's
+        # overlay upper directory holds only the mount points and what `buildah run` itself adds (/etc/hosts, /run).
+        for process, c in cs.items():
+            upper = c.files().parent / "diff"
+            allowed = {"etc/hosts", "etc/resolv.conf", "etc/hostname", "run", "run/.containerenv"}
+            for target in volumes[process].values():
+                path = Path(target.split(":")[0].lstrip("/"))
+                allowed |= {str(path), *(str(p) for p in path.parents if str(p) != ".")}
+            written = {str(p.relative_to(upper)) for p in upper.rglob("*")}
+            assert written <= allowed, f"{process} wrote outside its volumes: {sorted(written - allowed)}"
     finally:
         for proc in procs.values():
             if proc.poll() is None:
