@@ -322,7 +322,10 @@ class Chaos:
         events_in = sum(1 for _ in reference_model.read_topic(self.broker.bootstrap, "input", timeout=600))
 
         def served(store: str, key: str):
-            answer = requests.get(f"{self.pod.api}/{store}/{key}", timeout=5)
+            try:
+                answer = requests.get(f"{self.pod.api}/{store}/{key}", timeout=5)
+            except requests.RequestException:
+                return None  # the gateway or the ingestor is down: nothing served
             return answer.json() if answer.status_code == 200 else None
 
         def differing() -> list[tuple[str, str]]:
