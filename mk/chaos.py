@@ -363,9 +363,13 @@ class Chaos:
 
     def print_table(self, readers, events_in, keys, dead, lost, doubled, other, missing, out_wrong, caught_up,
                     wrong) -> None:
-        longest = max(readers.outages, key=lambda o: o[1], default=(0.0, 0.0))
-        at = longest[0] - self.started
-        cause = next((f"{k} at {t:.0f} s" for t, k, _ in reversed(self.fault_log) if t <= at + 0.5), "start-up")
+        if readers.outages:
+            began, length = max(readers.outages, key=lambda o: o[1])
+            at = began - self.started
+            cause = next((f"{k} at {t:.0f} s" for t, k, _ in reversed(self.fault_log) if t <= at + 0.5), "start-up")
+            unavailable = f"{length:.1f} s (began {at:.0f} s in; last fault before: {cause})"
+        else:
+            unavailable = "never over 1 s"
         rows = [
             ("run", f"{self.args.seconds} s of faults, seed {self.args.seed}, exactly_once_v2"),
             ("faults injected", ", ".join(f"{k} {n}" for k, n in sorted(self.faults.items())) or "none"),
@@ -384,7 +388,7 @@ class Chaos:
             ("other differing keys", f"{other}" + (f", e.g. {wrong[:3]}" if wrong else "")),
             ("output topics, last value wrong", f"{out_wrong} keys"),
             ("reads", ", ".join(f"{k}: {n}" for k, n in sorted(readers.answers.items()))),
-            ("longest reads unavailable", f"{longest[1]:.1f} s (began {at:.0f} s in; last fault before: {cause})"),
+            ("longest reads unavailable", unavailable),
             ("fresh after broker returned", "max %.1f s, median %.1f s over %d; not fresh in 120 s: %d" % (
                 max(self.fresh), statistics.median(self.fresh), len(self.fresh), self.not_fresh)
              if self.fresh else f"- (not fresh in 120 s: {self.not_fresh})"),
