@@ -54,6 +54,24 @@ def metrics(sock: str) -> dict[str, float]:
     return out
 
 
+def consume_until(sock: str, events: int, timeout: float, on_first=None) -> tuple[tuple[float, float] | None, float]:
+    """Polls the ingestor's records_consumed_total until `events`: ((monotonic, consumed) at the first record seen,
+    or None; consumed at the end). `on_first` runs once, when the first records show."""
+    first, consumed = None, 0.0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and consumed < events:
+        time.sleep(0.05)
+        try:
+            consumed = metrics(sock).get("records_consumed_total", 0)
+        except OSError:
+            continue
+        if consumed > 0 and first is None:
+            first = (time.monotonic(), consumed)
+            if on_first:
+                on_first()
+    return first, consumed
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

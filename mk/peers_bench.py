@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingestor_bench import Broker, cpu_seconds, metrics, write_config  # noqa: E402
+from ingestor_bench import Broker, consume_until, cpu_seconds, write_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = ROOT / "schemas"
@@ -79,18 +79,10 @@ def run_service(args, cfg: Path, workdir: Path) -> dict:
     sock = str(workdir / "ingestor.sock")
     proc = subprocess.Popen([args.bin, "run", "--config", str(cfg)], stdout=(workdir / "service.log").open("wb"),
                             stderr=subprocess.STDOUT)
-    first = None
-    consumed = 0.0
-    deadline = time.monotonic() + args.timeout
+    cpu = {}
     try:
-        while time.monotonic() < deadline and consumed < args.events:
-            time.sleep(0.05)
-            try:
-                consumed = metrics(sock).get("records_consumed_total", 0)
-            except OSError:
-                continue
-            if consumed > 0 and first is None:
-                first = (time.monotonic(), consumed, cpu_seconds(proc.pid))
+        first, consumed = consume_until(sock, args.events, args.timeout,
+                                        lambda: cpu.setdefault("first", cpu_seconds(proc.pid)))
         end, cpu_end = time.monotonic(), cpu_seconds(proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)  # graceful: the last commit writes the last aggregates
@@ -99,7 +91,7 @@ def run_service(args, cfg: Path, workdir: Path) -> dict:
         raise RuntimeError(f"service consumed {consumed:.0f} of {args.events}; see {workdir}/service.log")
     events = args.events - first[1]
     return {"events_per_s": events / max(end - first[0], 1e-6),
-            "cpu_us_per_event": (cpu_end - first[2]) / max(events, 1) * 1e6, "seconds": end - first[0]}
+            "cpu_us_per_event": (cpu_end - cpu["first"]) / max(events, 1) * 1e6, "seconds": end - first[0]}
 
 
 def run_quix(args, bootstrap: str, workdir: Path) -> dict:
