@@ -4,16 +4,18 @@ import Testing
 @testable import Ingestor
 
 @Suite struct KafkaUnitTests {
-    @Test func statisticsYieldLagPerAssignedPartition() {
+    @Test func statisticsYieldLagPerPartitionAndZeroForUnfetchedOnes() {
         let json = """
             {"name":"c","topics":{"input":{"topic":"input","partitions":{
               "0":{"partition":0,"fetch_state":"active","consumer_lag":12},
               "1":{"partition":1,"fetch_state":"none","consumer_lag":-1},
               "-1":{"partition":-1,"consumer_lag":-1}}}}}
             """
-        let lags = KafkaStatistics.partitionLags(Array(json.utf8))
-        #expect(lags.count == 1)
+        let lags = KafkaStatistics.partitionLags(Array(json.utf8)).sorted { $0.partition < $1.partition }
+        #expect(lags.count == 2)
         #expect(lags.first?.partition == 0 && lags.first?.lag == 12 && lags.first?.topic == "input")
+        // Not fetched here (revoked or never assigned): 0, not the last lag this pod saw.
+        #expect(lags.last?.partition == 1 && lags.last?.lag == 0)
         #expect(KafkaStatistics.partitionLags(Array("not json".utf8)).isEmpty)
     }
 

@@ -31,15 +31,17 @@ enum KafkaStatistics {
         }
     }
 
-    /// Consumer lag of every assigned partition: records in the log that the application has not been handed
-    /// yet (Kafka Streams' `records-lag`: end offset − position). Partitions whose lag is unknown are left out.
+    /// Consumer lag of every partition librdkafka knows: for an assigned one, records in the log that the
+    /// application has not been handed yet (Kafka Streams' `records-lag`: end offset − position); 0 for one this
+    /// consumer does not fetch (`fetch_state` none: never assigned, or revoked), so a pod's gauge does not keep
+    /// the last lag of a partition that moved to another pod. Partitions whose lag is unknown are left out.
     static func partitionLags(_ json: [UInt8]) -> [ConsumerPartitionStats] {
         guard let stats = try? JSONDecoder().decode(Stats.self, from: Data(json)) else { return [] }
         var out: [ConsumerPartitionStats] = []
         for (topic, t) in stats.topics ?? [:] {
             for (_, p) in t.partitions ?? [:] {
-                guard let partition = p.partition, partition >= 0, p.fetchState != "none",
-                    let lag = lag(of: p)
+                guard let partition = p.partition, partition >= 0,
+                    let lag = p.fetchState == "none" ? 0 : lag(of: p)
                 else { continue }
                 out.append(ConsumerPartitionStats(topic: topic, partition: partition, lag: lag))
             }

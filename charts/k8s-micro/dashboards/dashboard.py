@@ -104,7 +104,7 @@ def build() -> db.Dashboard:
         "Consumer lag per partition", "short",
         q(f"max by (topic, partition) (kafka_consumer_lag{{{SEL}}})", "{{topic}}/{{partition}}"),
         description="End of the log (last stable offset or high watermark) minus the position handed to the "
-                    "stream thread; from librdkafka's statistics every 5 s."))
+                    "stream thread; from librdkafka's statistics every 5 s (0 on pods not owning the partition)."))
     d = d.with_panel(series(
         "Records produced per topic", "ops",
         q(f"sum by (topic) (rate(records_produced_total{{{SEL}}}[{RATE}]))", "{{topic}}"),
