@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from conftest import ROOT, free_port, wait_until
+from conftest import ROOT, free_port, stop_process, wait_until
 
 helm = pytest.importorskip("helm_python", reason="helm-python-sdk not installed (bash scripts/setup.sh)")
 
@@ -186,13 +186,7 @@ class Prometheus:
         return answer["data"]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 10)
 
 
 def grafana_substitute(expr: str) -> str:
