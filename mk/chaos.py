@@ -30,7 +30,7 @@ The rate is low on purpose (20 events/s, commits every second, the generator bat
 keeps every batch as one object in S3 and lists a partition's objects on every fetch, so its reads slow down as
 the number of batches grows (measured: ~60 records/s read back after a minute at 200 events/s in tiny batches).
 
-  .venv/bin/python mk/chaos.py --seconds 60 [--seed N] [--rate 200] [--keys 1000] [--bin-dir DIR]
+  .venv/bin/python mk/chaos.py --seconds 60 [--seed N] [--kinds a,b] [--rate 20] [--keys 300] [--bin-dir DIR]
 """
 
 from __future__ import annotations
@@ -299,7 +299,7 @@ class Chaos:
         readers = Readers(self.pod, keys)
         readers.start()
         end = time.monotonic() + self.args.seconds
-        kinds = BROKER_KINDS + PROCESS_KINDS
+        kinds = tuple(self.args.kinds.split(",")) if self.args.kinds else BROKER_KINDS + PROCESS_KINDS
         while time.monotonic() < end:
             time.sleep(self.rng.uniform(3, 10))
             self.keep_generating()
@@ -423,6 +423,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=random.randrange(1 << 30))
     parser.add_argument("--rate", type=int, default=20, help="generator events/s (default 20: see the docstring)")
     parser.add_argument("--keys", type=int, default=300, help="generator keys")
+    parser.add_argument("--kinds", help="only these faults (comma-separated names from the list above)")
     parser.add_argument("--bin-dir", help="directory of the built binaries (default: swift build's)")
     parser.add_argument("--json", help="also write the table as JSON to this file")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, state)")
