@@ -33,4 +33,19 @@ enum KafkaStatistics {
         }
         return out
     }
+
+    private struct BrokerStats: Decodable {
+        struct Broker: Decodable {
+            var nodeid: Int32?
+            var state: String?
+        }
+        var brokers: [String: Broker]?
+    }
+
+    /// Whether any real broker (not a bootstrap entry) is connected ("UP"); nil if the JSON has no brokers.
+    static func anyBrokerUp(_ json: [UInt8]) -> Bool? {
+        guard let stats = try? JSONDecoder().decode(BrokerStats.self, from: Data(json)), let brokers = stats.brokers
+        else { return nil }
+        return brokers.values.contains { ($0.nodeid ?? -1) >= 0 && $0.state == "UP" }
+    }
 }
