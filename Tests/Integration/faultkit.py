@@ -23,6 +23,11 @@ FaultProxy(upstream_host, upstream_port)
     `.port`, `.address`, `.stop()`. `.connections(clients=None)` counts live connections.
 
 kill9(proc) / sigstop(proc) / sigcont(proc); `with frozen(proc): ...` (SIGSTOP for the block).
+
+Supervisor(pod, "ingestor")
+    Kubernetes' restartPolicy Always for one of a pod's processes: when it exits on its own it is started
+    again (after `backoff` s); `.exits` lists the exit statuses seen. Use as a context manager; stop it
+    (leave the block) before a deliberate SIGTERM.
 """
 
 from __future__ import annotations
@@ -76,6 +81,34 @@ def listening(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
         return s.connect_ex((host, port)) == 0
+
+
+class Supervisor:
+    def __init__(self, pod, name: str = "ingestor", backoff: float = 1.0):
+        self.pod = pod
+        self.name = name
+        self.backoff = backoff
+        self.exits: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"supervise-{name}")
+
+    def __enter__(self) -> "Supervisor":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            proc = self.pod.procs.get(self.name)
+            if proc is None or proc.poll() is None:
+                continue
+            self.exits.append(proc.returncode)
+            if self._stop.wait(self.backoff):
+                return
+            getattr(self.pod, f"start_{self.name}")()
 
 
 # --- the fault proxy ------------------------------------------------------------------------------------------

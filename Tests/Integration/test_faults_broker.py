@@ -17,6 +17,7 @@ import time
 import requests
 
 from conftest import ROOT, wait_until
+from faultkit import Supervisor
 from statecheck import (
     ReadProbe, expected_state, metric, output_mismatches, read_expect_files, ready_detail, wait_served_exact)
 
@@ -89,7 +90,7 @@ def test_broker_down_while_ready_keeps_serving_and_resumes(durable_tansu, pod_fa
     fallback = generate_expected(pod, total=3000, keys=150, seed=21)
     known = check_exact(pod, broker, fallback)["expected"]
 
-    with ReadProbe(pod, sorted(known)) as reads:
+    with Supervisor(pod) as supervisor, ReadProbe(pod, sorted(known)) as reads:
         broker.kill9()
         down = time.monotonic()
         # POST /events: a bounded 503 + Retry-After, never a hang.
@@ -116,6 +117,7 @@ def test_broker_down_while_ready_keeps_serving_and_resumes(durable_tansu, pod_fa
         fresh = probe_events(pod, "after-outage")
         wait_served_exact(pod, fresh, 120)
         figure("seconds_to_fresh_results_after_broker_returns", round(time.monotonic() - back, 1))
+    figure("ingestor_exits_long_outage", supervisor.exits)
     assert share >= 0.99, f"reads during the outage: {during}"
     wait_until(lambda: ready_detail(pod)[1].get("ingestor-broker-reachable") is True, 30, what="broker reachable")
     assert metric(pod, "kafka_broker_reachable") == 1
@@ -127,25 +129,35 @@ def test_broker_down_while_ready_keeps_serving_and_resumes(durable_tansu, pod_fa
     assert code == 0, pod.logs_tail(40)
 
 
+def broker_outage(pod, broker, seconds: float, tag: str, fallback: dict) -> list[int]:
+    """Kills the broker, keeps it down `seconds`, restarts it on its storage; then new events must be served and
+    every aggregate exact. The ingestor runs supervised (restartPolicy Always): it may ride through or exit
+    non-zero for a clean restart; returns the exit statuses seen."""
+    with Supervisor(pod) as supervisor:
+        broker.kill9()
+        time.sleep(seconds)
+        broker.restart()
+        back = time.monotonic()
+        fresh = probe_events(pod, tag)
+        wait_served_exact(pod, fresh, 150)
+        figure(f"seconds_to_fresh_results_{tag}", round(time.monotonic() - back, 1))
+        fallback.update(fresh)
+        check_exact(pod, broker, fallback)
+    figure(f"ingestor_exits_{tag}", supervisor.exits)
+    assert all(code != 0 for code in supervisor.exits), "the ingestor stopped by itself with status 0"
+    return supervisor.exits
+
+
 def test_broker_kill9_and_restart_under_load_stays_exact(durable_tansu, pod_factory):
-    """The reported hang: the broker is killed (kill -9) while the pod processes, stays down 20 s (past the
-    session timeout, so the group drops the partitions as lost) and comes back with its durable storage.
-    Processing resumes by itself, every restore finishes, the state is exact key by key (tansu may even have
-    moved a committed offset back: the changelog's input-offset headers make the replay exact), and SIGTERM
-    ends the ingestor within the chart's grace period."""
+    """The broker is killed (kill -9) while the ingestor still folds and commits a burst, stays down 20 s (past
+    the session timeout: partitions are lost) and comes back on its durable storage. State is exact key by key
+    (tansu may even move a committed offset back: the changelog's input-offset headers keep the replay exact),
+    and SIGTERM ends the ingestor within the chart's grace period."""
     broker = durable_tansu
     pod = fault_pod(pod_factory, broker).start()
     # As fast as the broker takes them: the ingestor is still folding and committing when the broker dies.
     fallback = generate_expected(pod, total=6000, keys=200, seed=31)
-    broker.kill9()
-    time.sleep(20)
-    broker.restart()
-    back = time.monotonic()
-    fresh = probe_events(pod, "after-restart")
-    wait_served_exact(pod, fresh, 120)
-    figure("seconds_to_fresh_results_after_restart", round(time.monotonic() - back, 1))
-    fallback.update(fresh)
-    check_exact(pod, broker, fallback)
+    broker_outage(pod, broker, 20, "after-restart", fallback)
     seconds, code = sigterm_seconds(pod)
     figure("sigterm_exit_seconds_after_restart", round(seconds, 2))
     assert code == 0, pod.logs_tail(40)
@@ -158,15 +170,7 @@ def test_broker_outage_while_idle_then_resumes(durable_tansu, pod_factory):
     pod = fault_pod(pod_factory, broker).start()
     fallback = generate_expected(pod, total=2000, keys=100, seed=41)
     check_exact(pod, broker, fallback)
-    broker.kill9()
-    time.sleep(25)
-    broker.restart()
-    back = time.monotonic()
-    fresh = probe_events(pod, "after-idle-outage")
-    wait_served_exact(pod, fresh, 120)
-    figure("seconds_to_fresh_results_after_idle_outage", round(time.monotonic() - back, 1))
-    fallback.update(fresh)
-    check_exact(pod, broker, fallback)
+    broker_outage(pod, broker, 25, "after-idle-outage", fallback)
     seconds, code = sigterm_seconds(pod)
     figure("sigterm_exit_seconds_after_idle_outage", round(seconds, 2))
     assert code == 0, pod.logs_tail(40)

@@ -79,6 +79,10 @@ final class CommitWorker: @unchecked Sendable {
     private var transactionOpen = false
     /// Set by the stream thread to make a retrying job give up (shutdown with the broker away).
     private let cancelled = Atomic<Bool>(false)
+    /// When the librdkafka call running now started (nil between calls): read by the stream thread, because
+    /// some calls block past their own timeout (send_offsets_to_transaction waited without end for a
+    /// TxnOffsetCommit answer after a tansu restart).
+    private let callStarted = Mutex<ContinuousClock.Instant?>(nil)
 
     init(
         settings: StreamSettings, metrics: IngestorMetrics, codec: FastEventCodec, consumer: KafkaConsumer,
@@ -147,6 +151,9 @@ final class CommitWorker: @unchecked Sendable {
     /// Makes the running job stop retrying and fail (shutdown): what it had not committed is replayed by the
     /// next start, so state stays exact.
     func cancel() { cancelled.store(true, ordering: .relaxed) }
+
+    /// How long the librdkafka call running on the commit thread has been running, if one is.
+    var currentCall: Duration? { callStarted.withLock { $0.map { ContinuousClock.now - $0 } } }
 
     // MARK: commit thread
 
@@ -312,6 +319,8 @@ final class CommitWorker: @unchecked Sendable {
         let started = ContinuousClock.now
         while true {
             do {
+                callStarted.withLock { $0 = ContinuousClock.now }
+                defer { callStarted.withLock { $0 = nil } }
                 try body()
                 return
             } catch where error.kind == .retriable {

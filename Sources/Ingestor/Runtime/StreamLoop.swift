@@ -487,10 +487,14 @@ final class StreamLoop: RebalanceListener {
         }
     }
 
+    /// A job past `commitDeadline`, or one librdkafka call 15 s past its own timeout, is stuck: fatal.
     private func checkDeadline() throws {
         guard let worker, worker.isBusy else { return }
         let running = clock.now - jobStarted
         if running > settings.commitDeadline { throw CommitStuck(seconds: running.components.seconds) }
+        if let call = worker.currentCall, call > .milliseconds(Int(settings.kafkaCallTimeoutMs)) + .seconds(15) {
+            throw CommitStuck(seconds: call.components.seconds)
+        }
     }
 
     /// Kafka and the local store have the epoch: offsets and checkpoints follow, the record cache may shrink.
