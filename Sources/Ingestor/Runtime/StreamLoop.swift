@@ -131,7 +131,10 @@ final class StreamLoop: RebalanceListener {
         var nextCommit = clock.now + interval
         while !shouldStop() {
             do {
-                if !restorer.isIdle {
+                // LMDB has one writer: an epoch in flight holds its write transaction until Kafka answers, so the
+                // restore (which writes) waits for it instead of blocking on LMDB's lock (that deadlocked the
+                // stream thread while a commit hung after a broker restart: "partition N is restoring" forever).
+                if !restorer.isIdle, !inFlight {
                     for p in try restorer.poll(maxEvents: 5_000, timeoutMs: 10) { try activate(p) }
                 }
                 let untilCommit = max(0, (nextCommit - clock.now) / .milliseconds(1))
@@ -428,6 +431,8 @@ final class StreamLoop: RebalanceListener {
             collecting.checkpointsBefore[p] = task.checkpoints
         }
         collecting.started = clock.now
+        // The epoch's LMDB write must not wait behind an open restore transaction (one writer at a time).
+        if !restorer.isIdle { for kind in StoreKind.allCases { try stores[kind].commitRestore() } }
         worker.submit(.commit(collecting))
         jobStarted = clock.now
         inFlight = true
@@ -612,6 +617,12 @@ final class StreamLoop: RebalanceListener {
         }
         consumer.pause(mine)
         do {
+            // A restore may wipe or write its stores: the in-flight epoch's LMDB write must be done first.
+            do {
+                try finishInFlight(wait: true)
+            } catch let error as KafkaError where error.kind == .abortable || error.kind == .retriable {
+                try abortAndRewind(because: error)
+            }
             let committed = try committedOffsets(mine, consumer: consumer)
             for tp in mine {
                 let c = committed[tp] ?? KafkaOffset.invalid
