@@ -25,7 +25,8 @@ final class BrokerLink {
             guard let since = downSince else { return }
             downSince = nil
             logger.notice(
-                "broker reachable again", metadata: ["unreachableSeconds": "\(seconds(clock.now - since))", "via": "\(why)"])
+                "broker reachable again",
+                metadata: ["unreachableSeconds": "\(seconds(clock.now - since))", "via": "\(why)"])
         } else {
             guard downSince == nil else { return }
             downSince = clock.now

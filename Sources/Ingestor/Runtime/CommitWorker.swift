@@ -323,7 +323,7 @@ final class CommitWorker: @unchecked Sendable {
                 defer { callStarted.withLock { $0 = nil } }
                 try body()
                 return
-            } catch where error.kind == .retriable {
+            } catch  where error.kind == .retriable {
                 attempt += 1
                 if cancelled.load(ordering: .relaxed) {
                     throw KafkaError(

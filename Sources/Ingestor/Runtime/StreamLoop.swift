@@ -492,12 +492,12 @@ final class StreamLoop: RebalanceListener {
         }
     }
 
-    /// A job past `commitDeadline`, or one librdkafka call 15 s past its own timeout, is stuck: fatal.
+    /// A job past `commitDeadline`, or one librdkafka call 5 s past its own timeout, is stuck: fatal.
     private func checkDeadline() throws {
         guard let worker, worker.isBusy else { return }
         let running = clock.now - jobStarted
         if running > settings.commitDeadline { throw CommitStuck(seconds: running.components.seconds) }
-        if let call = worker.currentCall, call > .milliseconds(Int(settings.kafkaCallTimeoutMs)) + .seconds(15) {
+        if let call = worker.currentCall, call > .milliseconds(Int(settings.kafkaCallTimeoutMs)) + .seconds(5) {
             throw CommitStuck(seconds: call.components.seconds)
         }
     }

@@ -192,7 +192,8 @@ final class ChangelogRestorer {
                 if let p = try finish(tp, endOffset: hw.high) { finished.append(p) }
             } else {
                 logger.warning(
-                    "restore made no progress; restarting its fetch", metadata: ["topic": "\(tp)", "position": "\(position)"])
+                    "restore made no progress; restarting its fetch",
+                    metadata: ["topic": "\(tp)", "position": "\(position)"])
                 try consumer.unassign([tp])
                 try consumer.assign([tp: task.lastOffset >= 0 ? task.lastOffset + 1 : task.start])
             }
