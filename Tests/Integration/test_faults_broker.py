@@ -202,6 +202,9 @@ def test_sigterm_exits_in_time_in_every_state(durable_tansu, pod_factory):
 
     for state, seconds in times.items():
         figure(f"sigterm_exit_seconds_{state}", round(seconds, 2))
+    # tansu 0.6 can keep a group waiting for a member that left in the middle of its join; a broker restart
+    # (the durable storage keeps the committed offsets) starts the group state over.
+    broker.restart()
     pod.start_ingestor()
     check_exact(pod, broker, fallback, timeout=120)
     assert pod.signal("ingestor", signal.SIGTERM, wait=45) == 0
