@@ -18,6 +18,13 @@ package final class PartitionRegistry: Sendable {
         package var running = true
         package var memberId = ""
         package var brokerReachable = true
+        /// The input topic exists (the stream thread waits for it before it joins the group).
+        package var inputTopicFound = false
+
+        /// Why nothing is served yet, for "not ready" answers before the first assignment.
+        package var notAssignedReason: String {
+            inputTopicFound ? "not assigned yet (joining the consumer group)" : "waiting for the input topic"
+        }
 
         package var active: [Int32] { states.filter { $0.value == .active }.map(\.key).sorted() }
         /// Partitions whose stores answer queries: active and retained ones.
