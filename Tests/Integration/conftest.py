@@ -107,19 +107,28 @@ class Tansu:
             return s.connect_ex((self.host, self.port)) == 0
 
     def create_topic(self, name: str, partitions: int = 4, config: str | None = None) -> None:
-        cmd = [str(TANSU), "topic", "create", "--broker", f"tcp://{self.bootstrap}", "--partitions", str(partitions)]
-        if config:
-            cmd += ["--config", config]
-        subprocess.run(cmd + [name], check=True, capture_output=True, env=run_environment(), timeout=30)
+        create_topic(self.bootstrap, name, partitions, config)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
+
+
+def create_topic(bootstrap: str, name: str, partitions: int = 4, config: str | None = None) -> None:
+    cmd = [str(TANSU), "topic", "create", "--broker", f"tcp://{bootstrap}", "--partitions", str(partitions)]
+    if config:
+        cmd += ["--config", config]
+    subprocess.run(cmd + [name], check=True, capture_output=True, env=run_environment(), timeout=30)
+
+
+def terminate(proc: subprocess.Popen, timeout: float = 5) -> None:
+    """SIGTERM, then SIGKILL after `timeout`; reaps the process."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.fixture

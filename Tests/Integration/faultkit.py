@@ -45,7 +45,7 @@ from pathlib import Path
 
 import requests
 
-from conftest import TANSU, VENV, free_port, run_environment, wait_until
+from conftest import TANSU, VENV, create_topic, free_port, run_environment, terminate, wait_until
 
 # --- processes ------------------------------------------------------------------------------------------------
 
@@ -83,22 +83,32 @@ def listening(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-class Supervisor:
-    def __init__(self, pod, name: str = "ingestor", backoff: float = 1.0):
-        self.pod = pod
-        self.name = name
-        self.backoff = backoff
-        self.exits: list[int] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name=f"supervise-{name}")
+class BackgroundLoop:
+    """A daemon thread running `_run` for the duration of a `with` block; `_run` ends when `_stop` is set."""
 
-    def __enter__(self) -> "Supervisor":
+    def __init__(self, name: str):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=name)
+
+    def __enter__(self):
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join(10)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class Supervisor(BackgroundLoop):
+    def __init__(self, pod, name: str = "ingestor", backoff: float = 1.0):
+        super().__init__(f"supervise-{name}")
+        self.pod = pod
+        self.name = name
+        self.backoff = backoff
+        self.exits: list[int] = []
 
     def _run(self) -> None:
         while not self._stop.wait(0.2):
@@ -373,12 +383,7 @@ class LocalBucket:
         assert answer.status_code in (200, 409), answer.text  # 409: it exists (a restart)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                kill9(self.proc)
+        terminate(self.proc)
 
 
 class DurableTansu:
@@ -408,10 +413,7 @@ class DurableTansu:
         wait_until(lambda: listening(self.host, self.port), 30, what=f"durable tansu on {self.direct}")
 
     def create_topic(self, name: str, partitions: int = 4, config: str | None = None) -> None:
-        cmd = [str(TANSU), "topic", "create", "--broker", f"tcp://{self.direct}", "--partitions", str(partitions)]
-        if config:
-            cmd += ["--config", config]
-        subprocess.run(cmd + [name], check=True, capture_output=True, env=run_environment(), timeout=30)
+        create_topic(self.direct, name, partitions, config)
 
     @property
     def running(self) -> bool:
@@ -426,11 +428,7 @@ class DurableTansu:
     def stop(self, timeout: float = 5) -> None:
         """Broker only (graceful); `close()` also stops the proxy and the S3 server."""
         if self.running and self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                kill9(self.proc)
+            terminate(self.proc, timeout)
         self.proxy.close_all()
 
     def restart(self) -> None:
