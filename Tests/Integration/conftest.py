@@ -64,6 +64,17 @@ def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "co
     raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last error: {last})")
 
 
+def stop_process(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it is still running after `timeout` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @dataclass
 class Binaries:
     ingestor: Path
@@ -110,7 +121,7 @@ class Tansu:
         create_topic(self.bootstrap, name, partitions, config)
 
     def stop(self) -> None:
-        terminate(self.proc)
+        stop_process(self.proc, 5)
 
 
 def create_topic(bootstrap: str, name: str, partitions: int = 4, config: str | None = None) -> None:
@@ -118,17 +129,6 @@ def create_topic(bootstrap: str, name: str, partitions: int = 4, config: str | N
     if config:
         cmd += ["--config", config]
     subprocess.run(cmd + [name], check=True, capture_output=True, env=run_environment(), timeout=30)
-
-
-def terminate(proc: subprocess.Popen, timeout: float = 5) -> None:
-    """SIGTERM, then SIGKILL after `timeout`; reaps the process."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture

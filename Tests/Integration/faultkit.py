@@ -45,7 +45,7 @@ from pathlib import Path
 
 import requests
 
-from conftest import TANSU, VENV, create_topic, free_port, run_environment, terminate, wait_until
+from conftest import TANSU, VENV, create_topic, free_port, run_environment, stop_process, wait_until
 
 # --- processes ------------------------------------------------------------------------------------------------
 
@@ -383,7 +383,7 @@ class LocalBucket:
         assert answer.status_code in (200, 409), answer.text  # 409: it exists (a restart)
 
     def stop(self) -> None:
-        terminate(self.proc)
+        stop_process(self.proc, 5)
 
 
 class DurableTansu:
@@ -428,7 +428,7 @@ class DurableTansu:
     def stop(self, timeout: float = 5) -> None:
         """Broker only (graceful); `close()` also stops the proxy and the S3 server."""
         if self.running and self.proc is not None:
-            terminate(self.proc, timeout)
+            stop_process(self.proc, timeout)
         self.proxy.close_all()
 
     def restart(self) -> None:
