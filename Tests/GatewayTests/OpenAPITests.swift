@@ -1,5 +1,6 @@
 // The OpenAPI document embedded at build time (EmbedOpenAPIPlugin) is openapi/openapi.json, byte for byte.
 import Glibc
+import Shared
 import Testing
 
 @testable import Gateway
@@ -30,7 +31,7 @@ struct OpenAPITests {
     }
 
     @Test func documentIsValidJSONWithEveryRoute() throws {
-        guard case .object(let doc) = try MiniJSONParser.parse(OpenAPIDocument.bytes),
+        guard case .object(let doc) = try JSONParser.parse(OpenAPIDocument.bytes),
             case .object(let paths)? = doc.first(where: { $0.0 == "paths" })?.1
         else {
             Issue.record("not an object with paths")

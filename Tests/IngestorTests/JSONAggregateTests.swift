@@ -1,4 +1,5 @@
 // Tests of AggregateJSON (SPEC §5 shapes) and the JSON string escaping.
+import Shared
 import Testing
 
 @testable import Ingestor
