@@ -43,6 +43,8 @@ final class HTTPConnection: StreamHandleDelegate, ResponseSink {
     private var writeStartMs: UInt64?
     /// When the sweep timer should act on this connection (loop ms).
     private(set) var deadlineMs: UInt64 = .max
+    /// The buffered bytes last reported to the server's budget (kept by the server).
+    var accountedBytes = 0
 
     init(id: Int, stream: StreamHandle, server: HTTPServer) {
         self.id = id
@@ -52,10 +54,17 @@ final class HTTPConnection: StreamHandleDelegate, ResponseSink {
         stream.delegate = self
         stream.setNoDelay()
         deadlineMs = server.nowMs + server.limits.idleTimeoutMs
+    }
+
+    /// Starts reading, once the server has registered the connection.
+    func start() {
         stream.startReading()
+        settle()
     }
 
     private var pending: Int { slots.count - slotHead }
+    /// The oldest unanswered request has its answer: what remains waits on the client, not on us.
+    private var headAnswered: Bool { slotHead < slots.count && slots[slotHead].response != nil }
 
     // MARK: StreamHandleDelegate
 
@@ -77,7 +86,7 @@ final class HTTPConnection: StreamHandleDelegate, ResponseSink {
             stream.stopReading()
             readPaused = true
         }
-        updateDeadline()
+        settle()
     }
 
     func streamDidEnd(error: UVError?) {
@@ -93,15 +102,22 @@ final class HTTPConnection: StreamHandleDelegate, ResponseSink {
 
     func streamDidDrainWrites() {
         writeStartMs = nil
+        if headAnswered {
+            flush()  // answers held back by the output bound
+            return
+        }
         if readPaused && !closing && pending < server.limits.maxPipelined / 2 {
             readPaused = false
             stream.startReading()
         }
         if closing && pending == 0 { finish() }
-        updateDeadline()
+        settle()
     }
 
     func streamDidClose() {
+        // close() has told the server already (which may be gone by now, after a drain).
+        guard !closed else { return }
+        closed = true
         server.connectionClosed(self)
     }
 
@@ -207,37 +223,43 @@ final class HTTPConnection: StreamHandleDelegate, ResponseSink {
         guard !closed else { return }
         var closeAfter = false
         let date = server.date.line
-        while slotHead < slots.count, let response = slots[slotHead].response {
-            let slot = slots[slotHead]
-            let keepAlive = slot.keepAlive && !response.close && !server.draining
-            ResponseEncoder.encode(
-                response, into: &out, keepAlive: keepAlive, http10KeepAlive: slot.http10KeepAlive,
-                omitBody: slot.omitBody, date: date)
-            server.metrics.request(
-                route: slot.route, method: slot.method, status: response.status,
-                nanoseconds: MonotonicClock.nanoseconds() &- slot.startNs)
-            slots[slotHead].response = nil
-            slotHead += 1
-            headSequence += 1
-            if !keepAlive {
-                closeAfter = true
-                break
+        // Batches of at most the output bound; the next batch when the kernel took this one at once.
+        repeat {
+            while slotHead < slots.count, let response = slots[slotHead].response {
+                // Answers past the bound wait in their slots until the client reads (streamDidDrainWrites).
+                if !out.isEmpty, out.count + stream.pendingWriteBytes >= Self.maxQueuedWriteBytes { break }
+                let slot = slots[slotHead]
+                let keepAlive = slot.keepAlive && !response.close && !server.draining
+                ResponseEncoder.encode(
+                    response, into: &out, keepAlive: keepAlive, http10KeepAlive: slot.http10KeepAlive,
+                    omitBody: slot.omitBody, date: date)
+                server.metrics.request(
+                    route: slot.route, method: slot.method, status: response.status,
+                    nanoseconds: MonotonicClock.nanoseconds() &- slot.startNs)
+                slots[slotHead].response = nil
+                slotHead += 1
+                headSequence += 1
+                if !keepAlive {
+                    closeAfter = true
+                    break
+                }
             }
-        }
-        if slotHead == slots.count {
-            slots.removeAll(keepingCapacity: true)
-            slotHead = 0
-        }
-        if !out.isEmpty {
-            let ok = stream.write(out)
-            out.removeAll(keepingCapacity: true)
-            if !ok {
-                server.metrics.socketError("write")
-                close()
-                return
+            if slotHead == slots.count {
+                slots.removeAll(keepingCapacity: true)
+                slotHead = 0
             }
-            if stream.hasPendingWrites, writeStartMs == nil { writeStartMs = server.nowMs }
-        }
+            if !out.isEmpty {
+                let ok = stream.write(out)
+                // A large batch's buffer is not kept: thousands of idle connections would each hold one.
+                if out.capacity > 16 * 1024 { out = [] } else { out.removeAll(keepingCapacity: true) }
+                if !ok {
+                    server.metrics.socketError("write")
+                    close()
+                    return
+                }
+                if stream.hasPendingWrites, writeStartMs == nil { writeStartMs = server.nowMs }
+            }
+        } while !closeAfter && headAnswered && !stream.hasPendingWrites
         if closeAfter {
             closing = true
             slots.removeAll()
@@ -253,7 +275,7 @@ final class HTTPConnection: StreamHandleDelegate, ResponseSink {
             readPaused = false
             stream.startReading()
         }
-        updateDeadline()
+        settle()
     }
 
     /// The last answer is written: send FIN and linger briefly so the client reads it before RST.
@@ -270,9 +292,19 @@ final class HTTPConnection: StreamHandleDelegate, ResponseSink {
             stream.startReading()
         }
         deadlineMs = server.nowMs + 2_000
+        settle()
     }
 
     // MARK: timeouts and drain
+
+    /// After every event: the next deadline, and what the server's shedding and byte budget need to know.
+    private func settle() {
+        guard !closed else { return }
+        updateDeadline()
+        server.update(
+            self, sheddable: pending == 0 || headAnswered,
+            bufferedBytes: parser.bufferedBytes + stream.pendingWriteBytes)
+    }
 
     private func updateDeadline() {
         guard !lingering, !closed else { return }
@@ -335,5 +367,6 @@ final class HTTPConnection: StreamHandleDelegate, ResponseSink {
         closed = true
         deadlineMs = .max
         stream.close()
+        server.connectionClosed(self)
     }
 }

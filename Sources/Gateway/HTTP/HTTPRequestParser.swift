@@ -46,6 +46,9 @@ final class HTTPRequestParser {
     private var headerBytes = 0
     private var body: [UInt8] = []
 
+    /// Memory held for the request in progress (target, headers, body), for the listener's budget.
+    var bufferedBytes: Int { url.capacity + headers.storage.capacity + body.capacity }
+
     init(limits: HTTPLimits) {
         self.limits = limits
         parser = .allocate(capacity: 1)
@@ -152,14 +155,16 @@ final class HTTPRequestParser {
 
     private func onHeaderField(_ at: UnsafePointer<CChar>?, _ n: Int) -> Int32 {
         guard let at else { return 0 }
-        headerBytes += n + 4  // ": " and CRLF count too
+        let before = headers.count
+        headers.appendName(UnsafeRawBufferPointer(start: at, count: n))
+        let startsField = headers.count > before
+        // ": " and CRLF count too, once per field (a name split across reads arrives in pieces).
+        headerBytes += n + (startsField ? 4 : 0)
         if headerBytes > limits.maxHeaderBytes {
             failure = .headersTooLarge
             return 1
         }
-        let before = headers.count
-        headers.appendName(UnsafeRawBufferPointer(start: at, count: n))
-        if headers.count > before, headers.count > limits.maxHeaderCount {
+        if startsField, headers.count > limits.maxHeaderCount {
             failure = .headersTooLarge
             return 1
         }

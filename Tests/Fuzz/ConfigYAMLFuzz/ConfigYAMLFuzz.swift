@@ -8,7 +8,7 @@ private let secret = "Fz-s3cret-Vq7-not-in-output"
 nonisolated(unsafe) private var workDir: String = {
     var template = Array("/tmp/k8s-micro-config-fuzz-XXXXXX".utf8CString)
     let dir = template.withUnsafeMutableBufferPointer { buffer in
-        mkdtemp(buffer.baseAddress).map { String(cString: $0) }
+        buffer.baseAddress.flatMap { mkdtemp($0) }.map { String(cString: $0) }
     }
     guard let dir else { fatalError("mkdtemp failed") }
     mkdir(dir + "/secrets", 0o700)
