@@ -39,8 +39,9 @@ dir[avro-record]=AvroRecordFuzz
 sources[avro-record]="Sources/Ingestor/Avro/*.swift Sources/Ingestor/Topology/Events.swift Sources/Shared/JSON/*.swift"
 cmods[avro-record]=CAvro
 # avro-c allocates a string's declared length before reading it: as in production, an absurd length must
-# fail that allocation (NULL → a decode error), not abort the fuzzer.
-fuzzenv[avro-record]="ASAN_OPTIONS=allocator_may_return_null=1"
+# fail that allocation (NULL → a decode error), not abort the fuzzer. Leak checks are off for this target:
+# after such a failed allocation avro-c leaves ~1 KB unreleased (docs/security.md).
+fuzzenv[avro-record]="ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=0"
 fuzzargs[avro-record]="-malloc_limit_mb=1048576"
 all=(socket-frame json config-yaml routing-record http-request avro-record)
 
