@@ -33,7 +33,8 @@ public func httpRequestFuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     }
     for request in requests + whole.completed {
         precondition(request.body.count <= limits.maxBody, "body over the limit")
-        precondition(request.target.utf8.count <= limits.maxRequestLine, "target over the limit")
+        // Invalid UTF-8 in the target is replaced (U+FFFD, 3 bytes), so count scalars: one per byte at most.
+        precondition(request.target.unicodeScalars.count <= limits.maxRequestLine, "target over the limit")
         precondition(request.headers.count <= limits.maxHeaderCount, "too many headers")
         precondition(request.headers.storage.count <= limits.maxHeaderBytes, "header bytes over the limit")
     }
