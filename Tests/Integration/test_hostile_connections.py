@@ -194,3 +194,47 @@ def test_clients_that_never_read_are_bounded_then_shed(gateway):
     finally:
         for s in socks:
             s.close()
+
+
+def test_when_every_connection_is_busy_a_new_one_gets_503(binaries, run_env, tmp_path):
+    # A silent ingestor: it accepts the gateway's socket connection and never answers, so requests for data
+    # stay in flight and their connections are busy (not sheddable).
+    sock_path = tmp_path / "ingestor.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(sock_path))
+    server.listen(4)
+    accepted: list[socket.socket] = []
+
+    def silent():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            accepted.append(conn)
+
+    threading.Thread(target=silent, daemon=True).start()
+    gw = Gateway(binaries.gateway, tmp_path, run_env, "--set", "gateway.maxConnections=3",
+                 "--set", "gateway.upstreamTimeoutMs=30000")
+    busy = []
+    try:
+        _wait(lambda: accepted, 10, "the gateway connected to the silent ingestor")
+        for _ in range(3):
+            s = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
+            s.sendall(b"GET /chaser/some-key HTTP/1.1\r\nHost: x\r\n\r\n")
+            busy.append(s)
+        time.sleep(0.5)
+        data = raw(gw.port, b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        (status, headers, body), = split_responses(data)
+        assert status == 503 and headers["retry-after"] == "1" and b"too-many-connections" in body
+        assert metric(gw, "gateway_connections_rejected_total") >= 1
+        for s in busy:
+            s.close()
+        _wait(lambda: well_behaved(gw) == 200, 10, "served once the busy connections left")
+    finally:
+        for s in busy:
+            s.close()
+        server.close()
+        for conn in accepted:
+            conn.close()
+        gw.stop()

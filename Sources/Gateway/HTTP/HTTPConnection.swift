@@ -95,6 +95,7 @@ final class HTTPConnection: StreamHandleDelegate, ResponseSink {
         peerClosed = true
         if error == nil, pending > 0, !lingering {
             closing = true
+            settle()  // sheddable now: under pressure its answer is the cheapest one to give up
             return
         }
         close()
@@ -302,7 +303,7 @@ final class HTTPConnection: StreamHandleDelegate, ResponseSink {
         guard !closed else { return }
         updateDeadline()
         server.update(
-            self, sheddable: pending == 0 || headAnswered,
+            self, sheddable: pending == 0 || headAnswered || peerClosed,
             bufferedBytes: parser.bufferedBytes + stream.pendingWriteBytes)
     }
 

@@ -2,9 +2,9 @@
 
 /// Which connection to shed when the connection cap or the buffered-bytes budget is reached: the one that
 /// has been sheddable longest. A connection is sheddable while none of its requests awaits an answer (idle
-/// keep-alive, a request still arriving, answers all written or stuck in a client that does not read);
-/// a well-behaved client's connection is busy or young, so it is the last to go (the policy of nginx's
-/// keep-alive reuse and of Envoy's overload manager). Bound to the loop thread.
+/// keep-alive, a request still arriving, answers all written or stuck in a client that does not read), or
+/// once its client has closed its side; a well-behaved client's connection is busy or young, so it is the
+/// last to go (the policy of nginx's keep-alive reuse and of Envoy's overload manager). Loop thread.
 ///
 /// Entries are appended in time order and removed lazily: a connection that became busy or sheddable again
 /// leaves a stale entry behind, skipped by `oldest` and compacted away when stale ones outnumber live ones.
