@@ -70,7 +70,21 @@ final class HTTPConnection: StreamHandleDelegate, ResponseSink {
 
     func streamDidRead(_ bytes: UnsafeRawBufferPointer) {
         if closing || lingering { return }  // input after the last answer is discarded
-        let error = parser.feed(bytes)
+        process(parser.feed(bytes))
+        pumpHeld()
+        // Back-pressure: too many unanswered requests or unparsed bytes, or a client that does not read.
+        if !closed, !closing,
+            pending >= server.limits.maxPipelined || parser.hasHeldBytes
+                || stream.pendingWriteBytes > Self.maxQueuedWriteBytes
+        {
+            stream.stopReading()
+            readPaused = true
+        }
+        settle()
+    }
+
+    /// Dispatches what the parser completed, answers its error if any, and writes what is ready.
+    private func process(_ error: HTTPParseError?) {
         dispatching = true
         dispatchCompleted()
         if let error {
@@ -81,12 +95,14 @@ final class HTTPConnection: StreamHandleDelegate, ResponseSink {
         }
         dispatching = false
         flush()
-        // Back-pressure: too many unanswered requests, or a client that does not read its answers.
-        if !closing, pending >= server.limits.maxPipelined || stream.pendingWriteBytes > Self.maxQueuedWriteBytes {
-            stream.stopReading()
-            readPaused = true
+    }
+
+    /// Parses requests held back at the pipelining bound while answers make room (each round either
+    /// empties the held bytes or dispatches a full batch, so it ends).
+    private func pumpHeld() {
+        while !closed, !closing, !lingering, parser.hasHeldBytes, pending < server.limits.maxPipelined {
+            process(parser.resume())
         }
-        settle()
     }
 
     func streamDidEnd(error: UVError?) {
@@ -105,13 +121,14 @@ final class HTTPConnection: StreamHandleDelegate, ResponseSink {
         writeStartMs = nil
         if headAnswered {
             flush()  // answers held back by the output bound
-            return
         }
-        if readPaused && !closing && pending < server.limits.maxPipelined / 2 {
+        pumpHeld()
+        if closed || lingering { return }
+        if readPaused && !closing && pending < server.limits.maxPipelined / 2 && !parser.hasHeldBytes {
             readPaused = false
             stream.startReading()
         }
-        if closing && pending == 0 { finish() }
+        if closing && pending == 0 && !stream.hasPendingWrites { finish() }
         settle()
     }
 
@@ -217,6 +234,7 @@ final class HTTPConnection: StreamHandleDelegate, ResponseSink {
     func flushQueuedAnswers() {
         flushQueued = false
         flush()
+        pumpHeld()
     }
 
     /// Encodes every completed response at the head of the queue and writes them at once.
@@ -272,7 +290,7 @@ final class HTTPConnection: StreamHandleDelegate, ResponseSink {
             finish()
             return
         }
-        if readPaused && pending < server.limits.maxPipelined / 2 && !stream.hasPendingWrites {
+        if readPaused && pending < server.limits.maxPipelined / 2 && !stream.hasPendingWrites && !parser.hasHeldBytes {
             readPaused = false
             stream.startReading()
         }

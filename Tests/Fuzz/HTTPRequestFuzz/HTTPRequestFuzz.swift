@@ -15,11 +15,20 @@ public func httpRequestFuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         limits.maxHeaderBytes = 128
         limits.maxHeaderCount = 4
         limits.maxBody = 32
+        limits.maxPipelined = 2  // parsing pauses after two requests until they are taken
     }
     let bytes = UnsafeRawBufferPointer(rebasing: input[1...])
 
     let whole = HTTPRequestParser(limits: limits)
-    let wholeError = whole.feed(bytes)
+    var wholeError = whole.feed(bytes)
+    var wholeRequests = whole.completed
+    whole.completed.removeAll()
+    while wholeError == nil, whole.hasHeldBytes {
+        precondition(wholeRequests.count <= bytes.count, "held bytes never drain")
+        wholeError = whole.resume()
+        wholeRequests += whole.completed
+        whole.completed.removeAll()
+    }
     let pieces = HTTPRequestParser(limits: limits)
     var piecesError: HTTPParseError?
     var requests: [HTTPRequest] = []
@@ -27,11 +36,17 @@ public func httpRequestFuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     while i < bytes.count, piecesError == nil {
         let end = min(i + chunk, bytes.count)
         piecesError = pieces.feed(UnsafeRawBufferPointer(rebasing: bytes[i..<end]))
+        precondition(pieces.completed.count <= limits.maxPipelined, "parsed past the pipelining bound")
         requests += pieces.completed
         pieces.completed.removeAll()
         i = end
     }
-    for request in requests + whole.completed {
+    while piecesError == nil, pieces.hasHeldBytes {
+        piecesError = pieces.resume()
+        requests += pieces.completed
+        pieces.completed.removeAll()
+    }
+    for request in requests + wholeRequests {
         precondition(request.body.count <= limits.maxBody, "body over the limit")
         // Invalid UTF-8 in the target is replaced (U+FFFD, 3 bytes), so count scalars: one per byte at most.
         precondition(request.target.unicodeScalars.count <= limits.maxRequestLine, "target over the limit")
@@ -41,8 +56,8 @@ public func httpRequestFuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     precondition(
         verdict(wholeError) == verdict(piecesError),
         "chunking changed the verdict: \(wholeError as Any) vs \(piecesError as Any)")
-    precondition(requests.count == whole.completed.count, "chunking changed the number of requests")
-    for (a, b) in zip(requests, whole.completed) {
+    precondition(requests.count == wholeRequests.count, "chunking changed the number of requests")
+    for (a, b) in zip(requests, wholeRequests) {
         precondition(
             a.method == b.method && a.target == b.target && a.body == b.body && a.keepAlive == b.keepAlive
                 && a.versionMinor == b.versionMinor && a.headers.storage == b.headers.storage
