@@ -1,5 +1,5 @@
 # Restart/restore benchmark: 1M distinct keys ingested, then warm restart (same state dir) and cold restore
-# (wiped state dir) timed to serving, restore rate, peak RSS, store size (SPEC §13: serving within 5 s).
+# (wiped state dir) timed to serving, restore rate, peak RSS, store size (target: serving within 5 s).
 # make bench-restore [RESTORE_KEYS=1000000] [RESTORE_PARTITIONS=4]
 .PHONY: bench-restore
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Restart and restore benchmark (make bench-restore; SPEC §13: serving within 5 s of a restart with 1M keys).
+"""Restart and restore benchmark (make bench-restore; target: serving within 5 s of a restart with 1M keys).
 
 One fresh tansu; N distinct keys pre-produced as real framed Avro events (Chaser, schema id 1, and Bill, id 3:
 one event per key, so every key becomes one changelog record); one ingestor consumes them all and is stopped

@@ -28,7 +28,8 @@ if [ ! -f "$STAMP" ] || [ scripts/setup.sh -nt "$STAMP" ]; then
   touch "$STAMP"
 fi
 
-# librdkafka >= 2.2 from the confluent-kafka wheel, reachable as librdkafka.so.1 (PLATFORM-NOTES).
+# librdkafka >= 2.2 from the confluent-kafka wheel, reachable as librdkafka.so.1 (Debian 12 ships 2.0.2, which
+# cannot complete the ApiVersions handshake with tansu).
 mkdir -p .venv/rdkafka
 lib=$(find .venv/lib -path '*confluent_kafka.libs*' -name 'librdkafka*.so.1' | head -1)
 [ -n "$lib" ] || { echo "setup: librdkafka not found in the confluent-kafka wheel" >&2; exit 1; }

@@ -23,8 +23,8 @@ CHART = ROOT / "charts" / "k8s-micro"
 VENV_BIN = ROOT / ".venv" / "bin"
 KUBE_VERSION = "1.33.0"
 RELEASE, NAMESPACE = "demo", "edge"
-CONFIG_GROUPS = {"log", "pod", "kafka", "schemaRegistry", "ingestor", "gateway"}  # SPEC §9
-MEMORY_BUDGET = 200 * 1024 * 1024  # SPEC: the reference target is 200 MB for the whole pod
+CONFIG_GROUPS = {"log", "pod", "kafka", "schemaRegistry", "ingestor", "gateway"}  # docs/config.md
+MEMORY_BUDGET = 200 * 1024 * 1024  # the reference target: 200 MB for the whole pod
 YAMLLINT_CONFIG = "{extends: default, rules: {line-length: {max: 120}}}"
 
 # Values that exercise every optional branch and override keys users are told they may override.
@@ -162,7 +162,7 @@ def test_helm_lint_strict(values):
 
 def test_values_schema_rejects_typos_and_bad_values():
     for bad in (
-        {"config": {"kafka": {"bootstrap": "x:9092"}}},  # misspelled SPEC §9 key
+        {"config": {"kafka": {"bootstrap": "x:9092"}}},  # misspelled config key
         {"config": {"gateway": {"port": 0}}},
         {"config": {"kafka": {"processingGuarantee": "exactly_once"}}},
         {"config": {"log": {"level": "verbose"}}},
