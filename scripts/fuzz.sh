@@ -36,7 +36,8 @@ sources[http-request]="Sources/Gateway/HTTP/HTTPRequestParser.swift Sources/Gate
     Sources/Gateway/HTTP/HTTPRequest.swift Sources/Gateway/HTTP/HTTPMethod.swift"
 cmods[http-request]=CHTTPParser
 dir[avro-record]=AvroRecordFuzz
-sources[avro-record]="Sources/Ingestor/Avro/*.swift Sources/Ingestor/Topology/Events.swift Sources/Shared/JSON/*.swift"
+sources[avro-record]="Sources/Ingestor/Avro/*.swift Sources/Ingestor/Topology/Events.swift Sources/Shared/JSON/*.swift
+    .build-fuzz/EmbeddedSchemas.swift"
 cmods[avro-record]=CAvro
 # avro-c allocates a string's declared length before reading it: as in production, an absurd length must
 # fail that allocation (NULL → a decode error), not abort the fuzzer. Leak checks are off for this target:
@@ -62,6 +63,10 @@ if [[ ! -f "$out/modules/Shared.swiftmodule" ]]; then
     "$swiftc" -emit-module -parse-as-library -module-name Shared -emit-module-path "$out/modules/Shared.swiftmodule" \
         "$out/SharedStub.swift"
 fi
+# The ingestor embeds schemas/*.avsc with a build plugin; the fuzz target reads the files instead
+# (K8S_MICRO_SCHEMA_DIR), so an empty table stands in for the generated one.
+[[ -f "$out/EmbeddedSchemas.swift" ]] ||
+    printf 'enum EmbeddedSchemas {\n    static let texts: [String: String] = [:]\n}\n' >"$out/EmbeddedSchemas.swift"
 if [[ ! -f "$out/modules/libLogging.a" ]]; then
     log_src="$root/.build/checkouts/swift-log/Sources/Logging"
     [[ -d "$log_src" ]] || swift package resolve >/dev/null
