@@ -336,7 +336,8 @@ def main() -> int:
                       f"({apparent:.1f} MB apparent, {c['page_cache_mb']:.1f} MB of it in the page cache) "
                       f"(load {c['load_before']} →{c['load_after']})", flush=True)
         if args.json:
-            Path(args.json).write_text(json.dumps(results, indent=1))
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps([dict(r, keys=args.keys) for r in results], indent=1))
     finally:
         broker.stop()
         if not args.keep:

