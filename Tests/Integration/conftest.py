@@ -2,7 +2,7 @@
 
 Fixtures:
   tansu        a fresh memory-storage broker on a free port (`.bootstrap`, `.create_topic(name, partitions)`)
-  binaries     paths of the built executables (`.ingestor`, `.gateway`); skips the test if they are missing
+  binaries     paths of the built executables (`.ingestor`, `.gateway`); fails the test if they are missing
   pod_factory  `pod_factory(tansu, **config)` → an unstarted `Pod` (the pod's two processes on one socket dir)
   run_env      the environment processes run with (librdkafka >= 2.2 on LD_LIBRARY_PATH)
 """
@@ -73,7 +73,7 @@ def binaries() -> Binaries:
     d = bin_dir()
     b = Binaries(d / "k8s-micro-ingestor", d / "k8s-micro-gateway")
     if not b.ingestor.exists() or not b.gateway.exists():
-        pytest.skip(f"binaries not built in {d}; run `swift build` (scripts/test.sh does)")
+        pytest.fail(f"binaries not built in {d}; run `swift build` (scripts/test.sh does)")
     return b
 
 

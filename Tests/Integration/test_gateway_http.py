@@ -22,7 +22,6 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 OPENAPI = ROOT / "openapi" / "openapi.json"
-HEADER_TIMEOUT_S = 10  # HTTPLimits.headerTimeoutMs
 
 
 def _free_port() -> int:
@@ -315,23 +314,39 @@ def test_truncated_body_and_random_bytes(gateway):
 # --- timeouts, pipelining -----------------------------------------------------------------------
 
 
-def test_slow_client_is_cut(gateway):
-    with socket.create_connection(("127.0.0.1", gateway.port), timeout=HEADER_TIMEOUT_S + 5) as s:
-        start = time.monotonic()
-        s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n")
-        for _ in range(3):  # slowloris: a header line now and then does not extend the deadline
-            time.sleep(2)
-            s.sendall(b"X-Slow: 1\r\n")
-        data = b""
-        while True:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-        elapsed = time.monotonic() - start
-    assert status_of(data) == 408
-    assert HEADER_TIMEOUT_S - 1 <= elapsed <= HEADER_TIMEOUT_S + 3, elapsed
-    assert requests.get(f"{gateway.api}/hello").status_code == 200
+def test_slow_client_is_cut(binaries, run_env, tmp_path):
+    """Slowloris: a header line now and then does not extend the header deadline; the client gets 408 while it
+    is still trickling. (The deadline is 2 s here; how close to it the cut lands is not a test.)"""
+    gw = Gateway(binaries.gateway, tmp_path, run_env, "--set", "gateway.headerTimeoutMs=2000")
+    try:
+        with socket.create_connection(("127.0.0.1", gw.port), timeout=60) as s:
+            s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n")
+            stop = threading.Event()
+
+            def trickle():
+                while not stop.wait(0.3):
+                    try:
+                        s.sendall(b"X-Slow: 1\r\n")
+                    except OSError:
+                        return
+
+            t = threading.Thread(target=trickle, daemon=True)
+            t.start()
+            data = b""
+            try:
+                while True:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+            except ConnectionResetError:
+                pass
+            stop.set()
+            t.join(5)
+        assert status_of(data) == 408
+        assert requests.get(f"{gw.api}/hello").status_code == 200
+    finally:
+        assert gw.stop() == 0
 
 
 def test_pipelined_requests_answered_in_order(gateway):
@@ -404,9 +419,15 @@ def test_connection_cap(binaries, run_env, tmp_path):
     gw = Gateway(binaries.gateway, tmp_path, run_env, "--set", "gateway.maxConnections=3")
     try:
         held = [socket.create_connection(("127.0.0.1", gw.port)) for _ in range(3)]
-        time.sleep(0.2)
-        data = raw(gw.port, b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert status_of(data) == 503
+        # Once the gateway has accepted the three, a fourth is turned away.
+        answers = []
+
+        def turned_away() -> bool:
+            answers.append(raw(gw.port, b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"))
+            return status_of(answers[-1]) == 503
+
+        _wait(turned_away, 10, "a fourth connection turned away")
+        data = answers[-1]
         (status, headers, body), = split_responses(data)
         assert headers["retry-after"] == "1" and len(body) == int(headers["content-length"])
         assert assert_error_shape(body)["error"] == "too-many-connections"
@@ -584,11 +605,12 @@ def test_ingestor_timeout_and_reconnect(gateway):
     fake = FakeIngestor(gateway.socket_path)
     try:
         _wait(lambda: requests.get(f"{gateway.health}/hams/ready", timeout=1).status_code == 200, 10, "ready")
-        fake.delay = 3.0  # beyond the gateway's 2 s per-request deadline
-        start = time.monotonic()
-        r = requests.get(f"{gateway.api}/chaser/slow", timeout=10)
+        # An answer that would take 60 s: the gateway's own deadline (2 s) answers 503 long before that (the
+        # client's 30 s limit would fail the test otherwise).
+        fake.delay = 60.0
+        r = requests.get(f"{gateway.api}/chaser/slow", timeout=30)
         assert r.status_code == 503 and r.headers["retry-after"] == "1"
-        assert 1.5 <= time.monotonic() - start <= 3.0
+        assert assert_error_shape(r.content)["error"]
         fake.delay = 0.0
         assert requests.get(f"{gateway.api}/chaser/fast").status_code == 200
     finally:
@@ -611,10 +633,12 @@ def test_client_gone_before_ingestor_answers(gateway):
     try:
         _wait(lambda: requests.get(f"{gateway.health}/hams/ready", timeout=1).status_code == 200, 10, "ready")
         fake.delay = 0.5
+        gets = fake.requests.count(OP_GET)
         for _ in range(20):
             with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as s:
                 s.sendall(b"GET /chaser/a HTTP/1.1\r\nHost: x\r\n\r\nGET /chaser/b HTTP/1.1\r\nHost: x\r\n\r\n")
-        time.sleep(1.0)
+        # The gateway passes requests on although their clients are gone, and copes with the late answers.
+        _wait(lambda: fake.requests.count(OP_GET) >= gets + 20, 30, "the orphaned requests reach the ingestor")
         fake.delay = 0.0
         assert requests.get(f"{gateway.api}/chaser/c").status_code == 200
         assert gateway.proc.poll() is None
@@ -714,7 +738,7 @@ def test_drain_finishes_in_flight_then_exits_zero(gateway):
     fake = FakeIngestor(gateway.socket_path)
     try:
         _wait(lambda: requests.get(f"{gateway.health}/hams/ready", timeout=1).status_code == 200, 10, "ready")
-        fake.delay = 1.0
+        fake.delay = 1.5  # under the 2 s upstream deadline
         result = {}
 
         def slow():
@@ -722,11 +746,17 @@ def test_drain_finishes_in_flight_then_exits_zero(gateway):
 
         t = threading.Thread(target=slow)
         t.start()
-        time.sleep(0.3)
+        _wait(lambda: OP_GET in fake.requests, 10, "the slow request in flight")
         gateway.proc.send_signal(signal.SIGTERM)
-        time.sleep(0.2)
-        with pytest.raises(requests.ConnectionError):
-            requests.get(f"{gateway.api}/hello", timeout=1)  # no longer accepting
+
+        def refused() -> bool:
+            try:
+                requests.get(f"{gateway.api}/hello", timeout=1)
+            except requests.ConnectionError:
+                return True
+            return False
+
+        _wait(refused, 10, "the draining gateway stops accepting")
         t.join()
         assert result["r"].status_code == 200 and result["r"].headers.get("connection") == "close"
         assert gateway.proc.wait(10) == 0
@@ -751,8 +781,7 @@ def test_hams_stop_stops_ingestor_and_exits_zero(gateway):
 
 def _schemathesis(gateway, cwd: Path):
     st = ROOT / ".venv" / "bin" / "schemathesis"
-    if not st.exists():
-        pytest.skip("schemathesis not installed in .venv")
+    assert st.exists(), "schemathesis is not installed in .venv (bash scripts/setup.sh installs it)"
     cmd = [
         str(st), "run", str(OPENAPI), "--url", gateway.api, "--checks", "all", "--max-examples", "50",
         "--workers", "1", "--seed", "1", "--generation-database", "none",
@@ -824,9 +853,13 @@ def test_pipelining_client_that_does_not_read_is_bounded(gateway):
     s = socket.create_connection(("127.0.0.1", gateway.port), timeout=30)
     sender = threading.Thread(target=lambda: s.sendall(request * count), daemon=True)
     sender.start()
-    time.sleep(2)
-    rss_kb = int(Path(f"/proc/{gateway.proc.pid}/status").read_text().split("VmRSS:")[1].split()[0])
-    assert rss_kb < 80_000, rss_kb  # answers are not buffered without bound (debug build baseline ~30 MB)
+    # While the client reads nothing, sample the gateway's RSS until the sender is stuck or done (answers are
+    # not buffered without bound; debug build baseline ~30 MB): every sample counts, not one after a sleep.
+    peak_kb = 0
+    for _ in range(50):
+        peak_kb = max(peak_kb, int(Path(f"/proc/{gateway.proc.pid}/status").read_text().split("VmRSS:")[1].split()[0]))
+        sender.join(0.1)
+    assert peak_kb < 80_000, peak_kb
     received = b""
     expected = count * len(b"Hello back")
     while received.count(b"Hello back") < count:
