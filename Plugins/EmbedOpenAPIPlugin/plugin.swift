@@ -20,12 +20,15 @@ struct EmbedOpenAPIPlugin: BuildToolPlugin {
             } > "$out.tmp"
             cmp -s "$out.tmp" "$out" && rm -f "$out.tmp" || mv "$out.tmp" "$out"
             """##
+        // A build command with the file as its input: re-run whenever openapi.json changes (a prebuild
+        // command was only re-run when the package graph was re-evaluated, so edits were not embedded).
         return [
-            .prebuildCommand(
+            .buildCommand(
                 displayName: "Embed openapi/openapi.json",
                 executable: URL(filePath: "/bin/sh"),
                 arguments: ["-c", script],
-                outputFilesDirectory: context.pluginWorkDirectoryURL
+                inputFiles: [source],
+                outputFiles: [output]
             )
         ]
     }

@@ -218,29 +218,34 @@ class Pod:
             self.signal(name, signal.SIGTERM)
 
 
+def new_pod(binaries: Binaries, run_env: dict[str, str], tansu: Tansu, workdir: Path, name: str,
+            host: str = "127.0.0.1", **config) -> Pod:
+    """An unstarted pod in `workdir` (what `pod_factory` makes; usable from module-scoped fixtures)."""
+    (workdir / "sock").mkdir(parents=True, exist_ok=True)
+    base = {
+        "log": {"level": "info"},
+        "pod": {"name": name, "ip": host},
+        "kafka": {
+            "bootstrapServers": tansu.bootstrap,
+            "properties": {"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000},
+        },
+        "ingestor": {
+            "socket": str(workdir / "sock" / "ingestor.sock"),
+            "stateDir": str(workdir / "state"),
+            "schemaDir": str(ROOT / "schemas"),
+        },
+        "gateway": {"bindAddress": host, "port": free_port(host), "healthPort": free_port(host)},
+    }
+    return Pod(binaries, workdir, deep_merge(base, config), dict(run_env), host)
+
+
 @pytest.fixture
 def pod_factory(binaries: Binaries, run_env: dict[str, str], tmp_path: Path):
     pods: list[Pod] = []
 
     def make(tansu: Tansu, host: str = "127.0.0.1", name: str | None = None, **config) -> Pod:
         name = name or f"pod{len(pods)}"
-        workdir = tmp_path / name
-        (workdir / "sock").mkdir(parents=True, exist_ok=True)
-        base = {
-            "log": {"level": "info"},
-            "pod": {"name": name, "ip": host},
-            "kafka": {
-                "bootstrapServers": tansu.bootstrap,
-                "properties": {"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000},
-            },
-            "ingestor": {
-                "socket": str(workdir / "sock" / "ingestor.sock"),
-                "stateDir": str(workdir / "state"),
-                "schemaDir": str(ROOT / "schemas"),
-            },
-            "gateway": {"bindAddress": host, "port": free_port(host), "healthPort": free_port(host)},
-        }
-        pod = Pod(binaries, workdir, deep_merge(base, config), dict(run_env), host)
+        pod = new_pod(binaries, run_env, tansu, tmp_path / name, name, host, **config)
         pods.append(pod)
         return pod
 

@@ -57,6 +57,7 @@ PAYMENT_FAILED = "com.polecatworks.billing.PaymentFailed"
 BILL_AGGREGATE = "com.polecatworks.billing.BillAggregate"
 
 EMBEDDED_IDS = {CHASER: 1, AGGREGATE: 2, BILL: 3, PAYMENT_REQUEST: 4, PAYMENT_FAILED: 5, BILL_AGGREGATE: 6}
+MAX_KEY_BYTES = 511  # the stores' largest key (LMDB's); longer (and empty) keys are dead-lettered
 INPUT_TYPES = {CHASER: "chaser", BILL: "billing", PAYMENT_REQUEST: "billing", PAYMENT_FAILED: "billing"}
 OUTPUT_TYPES = {"chaser": AGGREGATE, "billing": BILL_AGGREGATE}
 
@@ -208,6 +209,10 @@ def classify(key: bytes | None, value: bytes | None) -> tuple[str, dict]:
     """A raw input record → (key, event); raises DecodeError with the dead-letter reason."""
     if key is None:
         raise DecodeError("null-key")
+    if not key:
+        raise DecodeError("empty-key")
+    if len(key) > MAX_KEY_BYTES:
+        raise DecodeError("key-too-long", f"{len(key)} bytes")
     event = decode(value)
     if event["type"] not in INPUT_TYPES:
         raise DecodeError("wrong-type", event["type"])

@@ -546,7 +546,14 @@ class FakeIngestor:
         elif op == OP_METRICS:
             payload = _string(b"# TYPE chaser_received_total counter\nchaser_received_total 7\n")
         elif op == OP_PUBLISH:
-            payload = _string(b"input") + struct.pack(">iq", 2, 41)
+            # Like the real ingestor, refuse keys the stores cannot hold (1 to 511 UTF-8 bytes).
+            (n,) = struct.unpack(">I", body[:4])
+            event = json.loads(body[4 : 4 + n])
+            key = str(event.get("id") if event.get("type", "").endswith("Chaser") else event.get("billId", "")).encode()
+            if 1 <= len(key) <= 511:
+                payload = _string(b"input") + struct.pack(">iq", 2, 41)
+            else:
+                status, payload = 4, _string(b"key of %d bytes; keys are 1 to 511 bytes" % len(key))
         elif op == OP_STOP:
             self.stopped.set()
         else:

@@ -252,10 +252,14 @@ def test_bad_input_reaches_dead_letter_topic(tansu, pod_factory, binaries, run_e
         "corrupt-avro": (b"k4", b"\x00\x00\x00\x00\x01\xff\xff\xff\xff\x0f"),
         "wrong-type": (b"k5", b"\x00\x00\x00\x00\x02\x00\x00\x00\x00"),
         "null-key": (None, b"\x00\x00\x00\x00\x01"),
+        # A good event whose key is longer than the stores take (once it stopped the ingestor for good).
+        "key-too-long": (b"k" * 512, rm.encode(chaser("A", "x", 1, 1))),
+        "empty-key": (b"", rm.encode(chaser("A", "", 1, 1))),
     }
     for key, value in bad.values():
         producer.produce("input", key=key, value=value)
-    producer.flush(10)
+    assert producer.flush(10) == 0
+    del producer  # no client left retrying a stopped broker after the test
     # Processing goes on after bad records.
     produce_events(pod, binaries, run_env, [chaser("A", "dev-ok", 1000, 300)])
     wait_until(lambda: socket_get(pod.socket_path, "chaser", "dev-ok") is not None, 30, what="good record after bad")
@@ -362,6 +366,14 @@ def test_publish_over_socket_answers_after_the_ack(tansu, pod_factory, binaries,
     with pytest.raises(SocketError) as bad:
         _call(pod.socket_path, 8, struct.pack(">I", 2) + b"{}")
     assert bad.value.status == 4 and "type" in bad.value.message
+    long_id = json.dumps(chaser("A", "d" * 512, 1000, 300)).encode()
+    with pytest.raises(SocketError) as bad:
+        _call(pod.socket_path, 8, struct.pack(">I", len(long_id)) + long_id)
+    assert bad.value.status == 4 and "511" in bad.value.message
+    empty_id = json.dumps(chaser("A", "", 1000, 300)).encode()
+    with pytest.raises(SocketError) as bad:
+        _call(pod.socket_path, 8, struct.pack(">I", len(empty_id)) + empty_id)
+    assert bad.value.status == 4 and "empty" in bad.value.message
     assert pod.signal("ingestor", signal.SIGTERM, wait=15) == 0
 
 

@@ -205,6 +205,10 @@ def test_null_key_and_wrong_type_are_dead_letters():
     agg = rm.encode(chasers([chaser("A", 1, 1)]))
     _, dead = rm.fold_framed([(None, rm.encode(chaser("A", 1, 1))), (b"k", agg)])
     assert dead == [(None, "null-key"), (b"k", "wrong-type")]
+    _, dead = rm.fold_framed([(b"k" * 512, rm.encode(chaser("A", 1, 1))), (b"k" * 511, rm.encode(chaser("A", 1, 1)))])
+    assert dead == [(b"k" * 512, "key-too-long")]
+    _, dead = rm.fold_framed([(b"", rm.encode(chaser("A", 1, 1)))])
+    assert dead == [(b"", "empty-key")]
 
 
 def test_registry_writer_schema_resolves_against_the_reader():
