@@ -73,6 +73,8 @@ def billing_lifecycle(bill_id: str, changed_bill: bool, double_failure: bool) ->
 EVENTS = (
     [chaser(n, f"dev-{i}", 1000 * (j + 1) + i, 100 * (3 - j), previous=None if j == 0 else j)
      for i in range(12) for j, n in enumerate(["A", "B", "A"][: 1 + i % 3])]
+    # Late arrivals: an older `sent` and a shorter `ttl` than already seen (max, not last, must win).
+    + [chaser("C", f"dev-{i}", 500 + i, 10) for i in range(0, 12, 4)]
     + [e for i in range(6) for e in billing_lifecycle(f"bill-{i}", changed_bill=i % 3 == 0, double_failure=i % 2 == 1)]
 )
 
