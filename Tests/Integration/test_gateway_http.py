@@ -452,8 +452,9 @@ class FakeIngestor:
 
     def __init__(self, path: str, not_owner: dict[bytes, str | None] | None = None,
                  keys: list[bytes] | None = None, owners: dict[int, str] | None = None,
-                 local: str = "127.0.0.1:8080"):
+                 local: str = "127.0.0.1:8080", name: str = "fake"):
         self.path = path
+        self.name = name  # in every billing answer (bill.customerId): shows which ingestor answered
         self.not_owner = not_owner or {}  # key → owner's gateway endpoint (None = unknown)
         self.keys = sorted(keys if keys is not None else [b"a", b"b"])  # the listing (byte order)
         self.local = local  # this pod's advertised endpoint
@@ -520,9 +521,7 @@ class FakeIngestor:
                        "latest": 1000, "longest": None}
                 payload = _string(json.dumps(doc).encode())
             else:
-                doc = {"type": "com.polecatworks.billing.BillAggregate", "bill": None, "paymentRequests": [],
-                       "lastPaymentFailed": None, "errored": False}
-                payload = _string(json.dumps(doc).encode())
+                payload = _string(json.dumps(self.billing(key.decode())).encode())
         elif op == OP_LIST:  # store string, limit u32, cursor string? → keys after the cursor, next = last key
             (n,) = struct.unpack(">I", body[:4])
             (limit,) = struct.unpack(">I", body[4 + n : 8 + n])
@@ -565,6 +564,12 @@ class FakeIngestor:
             except OSError:
                 pass  # the gateway went away (test teardown)
 
+    def billing(self, key: str) -> dict:
+        bill = {"billId": key, "customerId": self.name, "orderId": "o", "amountCents": 1, "currency": "EUR",
+                "issuedAt": 1, "dueDate": 2}
+        return {"type": "com.polecatworks.billing.BillAggregate", "bill": bill, "paymentRequests": [],
+                "lastPaymentFailed": None, "errored": False}
+
     def close(self):
         self.server.close()
 
@@ -583,7 +588,7 @@ def test_with_fake_ingestor(gateway):
         _wait(lambda: requests.get(f"{gateway.health}/hams/ready", timeout=1).status_code == 200, 10, "ready")
         r = requests.get(f"{gateway.api}/chaser/k%201")
         assert r.status_code == 200 and r.json()["names"] == ["k 1"]
-        assert requests.get(f"{gateway.api}/billing/x").json()["type"] == "com.polecatworks.billing.BillAggregate"
+        assert requests.get(f"{gateway.api}/billing/x").json() == fake.billing("x")
         r = requests.get(f"{gateway.api}/chaser/missing")
         assert r.status_code == 404
         assert_error_shape(r.content)
@@ -659,7 +664,7 @@ def test_forwarding_to_the_owner(gateway, binaries, run_env, tmp_path):
     owner = Gateway(binaries.gateway, other_dir, run_env)
     owner_endpoint = f"127.0.0.1:{owner.port}"
     fake_a = FakeIngestor(gateway.socket_path, {b"remote": owner_endpoint, b"moved": owner_endpoint, b"lost": None})
-    fake_b = FakeIngestor(owner.socket_path, {b"moved": None})
+    fake_b = FakeIngestor(owner.socket_path, {b"moved": None}, name="owner")
     try:
         for gw in (gateway, owner):
             _wait(lambda: requests.get(f"{gw.health}/hams/ready", timeout=1).status_code == 200, 10, "ready")
@@ -667,8 +672,9 @@ def test_forwarding_to_the_owner(gateway, binaries, run_env, tmp_path):
         r = requests.get(f"{gateway.api}/chaser/remote")
         assert r.status_code == 200 and r.json()["names"] == ["remote"]
         with requests.Session() as s:
-            for _ in range(20):  # keep-alive pool reused
-                assert s.get(f"{gateway.api}/billing/remote").status_code == 200
+            for _ in range(20):  # keep-alive pool reused; the owner's ingestor answers, byte for byte
+                r = s.get(f"{gateway.api}/billing/remote")
+                assert r.status_code == 200 and r.json() == fake_b.billing("remote")
         # The owner no longer owns it (421 to the forwarder), the routing still says so: 503, retry later.
         r = requests.get(f"{owner.api}/chaser/moved", headers={"X-K8s-Micro-Forwarded": "1"})
         assert r.status_code == 421
@@ -876,3 +882,74 @@ def test_pipelining_client_that_does_not_read_is_bounded(gateway):
     sender.join(5)
     s.close()
     assert received.count(b"HTTP/1.1 200 OK") == count and len(received) > expected
+
+
+# --- a peer gateway that drops connections (only a stand-in can do that on cue) ------------------------------
+
+
+class FlakyPeer:
+    """A peer pod's gateway on TCP: reads each request, closes the first `drop` connections without answering,
+    then answers every request with a chaser aggregate naming the key."""
+
+    def __init__(self, drop: int):
+        self.drop = drop
+        self.connections = 0
+        self.answered = 0
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.endpoint = f"127.0.0.1:{self.server.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn, self.connections <= self.drop), daemon=True).start()
+
+    def _serve(self, conn: socket.socket, drop: bool):
+        buf = b""
+        with conn:
+            while True:
+                try:
+                    chunk = conn.recv(65536)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                buf += chunk
+                while b"\r\n\r\n" in buf:
+                    head, _, buf = buf.partition(b"\r\n\r\n")
+                    if drop:
+                        return  # the request was read, never answered: the connection just closes
+                    key = head.split(b" ")[1].rsplit(b"/", 1)[-1].decode()
+                    body = json.dumps({"type": "com.polecatworks.chaser.Aggregate", "names": [key], "count": 1,
+                                       "latest": 5, "longest": 6}).encode()
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                                 % len(body) + body)
+                    self.answered += 1
+
+    def close(self):
+        self.server.close()
+
+
+def test_forwarder_retries_once_on_another_connection_then_gives_up(gateway):
+    once = FlakyPeer(drop=1)
+    never = FlakyPeer(drop=1_000)
+    fake = FakeIngestor(gateway.socket_path, {b"remote": once.endpoint, b"gone": never.endpoint})
+    try:
+        _wait(lambda: requests.get(f"{gateway.health}/hams/ready", timeout=1).status_code == 200, 10, "ready")
+        # The first connection closes with the request unanswered: sent again on a second one, answered there.
+        r = requests.get(f"{gateway.api}/chaser/remote", timeout=10)
+        assert r.status_code == 200 and r.json()["names"] == ["remote"], r.text
+        assert once.connections >= 2 and once.answered == 1
+        # Every connection closes: one retry, then 503 owner-unreachable with Retry-After (no endless loop).
+        r = requests.get(f"{gateway.api}/chaser/gone", timeout=10)
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+        assert assert_error_shape(r.content)["error"] == "owner-unreachable"
+        assert never.connections == 2
+    finally:
+        fake.close()
+        once.close()
+        never.close()

@@ -169,6 +169,15 @@ final class ChangelogRestorer {
             if n == 0 { break }
             served += n
         }
+        // A checkpoint past the log's end (the broker lost data): tansu answers such a fetch with nothing
+        // instead of OFFSET_OUT_OF_RANGE, so no EOF ever comes; the high watermark of the fetches tells.
+        for (tp, task) in tasks where task.start >= 0 && task.lastOffset < 0 {
+            if let hw = consumer.cachedWatermarks(tp), hw.high >= 0, hw.high < task.start,
+                let p = try finish(tp, endOffset: hw.high)
+            {
+                finished.append(p)
+            }
+        }
         return finished
     }
 
