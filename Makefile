@@ -28,8 +28,10 @@ dev:
 fuzz:
 	bash scripts/fuzz-socket.sh
 
-# Every benchmark, each printing its figures (release builds; several minutes). docs/benchmarks.md has results.
+# Every benchmark, each printing its figures (release builds; several minutes), then the pictures
+# (docs/bench/*.png). docs/benchmarks.md has results. `make bench-peers` compares with Quix Streams.
 bench: bench-socket bench-query-load bench-gateway bench-forwarding bench-ingestor bench-restore
+	$(MAKE) bench-plots
 
 clean:
 	rm -rf .build run

@@ -33,7 +33,7 @@ let package = Package(
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
 
         .plugin(name: "BuildInfoPlugin", capability: .buildTool()),
-        .plugin(name: "EmbedOpenAPIPlugin", capability: .buildTool()),
+        .plugin(name: "EmbedFilesPlugin", capability: .buildTool()),
 
         // What both processes need, and all the gateway links: no Foundation, ArgumentParser or
         // service-lifecycle here (each costs the gateway binary megabytes; docs/footprint.md).
@@ -69,7 +69,8 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            swiftSettings: strict
+            swiftSettings: strict,
+            plugins: ["EmbedFilesPlugin"]
         ),
         .executableTarget(
             name: "Gateway",
@@ -81,7 +82,7 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             swiftSettings: strict,
-            plugins: ["EmbedOpenAPIPlugin"]
+            plugins: ["EmbedFilesPlugin"]
         ),
 
         .testTarget(

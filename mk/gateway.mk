@@ -1,4 +1,5 @@
-# Gateway benchmark: wrk against gateway + ingestor + tansu with nginx as the ceiling, and gateway RSS.
+# Gateway benchmark: wrk against gateway + ingestor + tansu with nginx as the ceiling (return 200 with unlimited
+# keep-alive; the static file with default keep-alive beside it), and gateway RSS.
 # make bench-gateway [BENCH_GW_KEYS=1000] [BENCH_GW_SECONDS=10]
 .PHONY: bench-gateway bench-socket bench-query-load
 
@@ -9,7 +10,7 @@ bench-gateway:
 	swift build -c release --product k8s-micro-ingestor
 	swift build -c release --product k8s-micro-gateway
 	. scripts/env.sh && python3 mk/gateway_bench.py --bin "$$(swift build -c release --show-bin-path)" \
-		--keys $(BENCH_GW_KEYS) --seconds $(BENCH_GW_SECONDS)
+		--keys $(BENCH_GW_KEYS) --seconds $(BENCH_GW_SECONDS) --json $(BENCH_DATA)/gateway.json
 
 # Socket round trips with 1, 16 and 64 requests in flight (in-memory handler, release build).
 bench-socket:

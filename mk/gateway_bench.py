@@ -4,7 +4,10 @@
 One run: a fresh tansu, events for N keys, one ingestor and one gateway (release builds), and nginx with one
 worker serving a static body of the same size as an aggregate, all on this machine. Prints req/s and latency
 percentiles for /hello and /chaser/{key} (keys rotate through a wrk Lua script) at 50 and 200 connections,
-nginx in the same run, and the gateway's RSS idle and with 1,000 open keep-alive connections.
+nginx in the same run, and the gateway's RSS idle and with 1,000 open keep-alive connections. Two nginx
+ceilings: a static file with nginx's default keep-alive (`keepalive_requests 1000`: wrk reconnects after every
+1000 requests), and `return 200` with the same body and unlimited keep-alive, nginx at its best (the ratio). `--json FILE` also writes
+the rows (mk/bench_plots.py draws them).
 """
 
 from __future__ import annotations
@@ -89,13 +92,14 @@ def wrk(url: str, connections: int, seconds: int, script: Path | None = None) ->
     out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     lat = {}
-    for pct in ("50", "90", "99"):
+    for pct in ("50", "75", "90", "99"):
         m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
         if m:
             value, unit = float(m.group(1)), m.group(2)
             lat[pct] = value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return {"rps": rps, "p50": lat.get("50"), "p99": lat.get("99"), "non2xx": int(non2xx.group(1)) if non2xx else 0}
+    return {"rps": rps, "p50": lat.get("50"), "p75": lat.get("75"), "p90": lat.get("90"), "p99": lat.get("99"),
+            "non2xx": int(non2xx.group(1)) if non2xx else 0}
 
 
 def main() -> None:
@@ -104,6 +108,7 @@ def main() -> None:
     ap.add_argument("--keys", type=int, default=1000)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--gateway", help="gateway binary to measure (default: <bin>/k8s-micro-gateway)")
+    ap.add_argument("--json", metavar="FILE", help="also write the rows and RSS figures to FILE")
     ap.add_argument("--rss-only", action="store_true",
                     help="only the gateway's RSS, idle and with 1,000 connections (no wrk, no nginx)")
     args = ap.parse_args()
@@ -173,39 +178,54 @@ gateway: {{bindAddress: 127.0.0.1, port: {api}, healthPort: {health}, maxConnect
                        "i = 0\nrequest = function()\n  i = i % #keys + 1\n"
                        "  return wrk.format(\"GET\", \"/chaser/\" .. keys[i])\nend\n")
 
-        nginx_port = free_port()
+        nginx_port, nginx_best = free_port(), free_port()
         (work / "www").mkdir()
         work.chmod(0o755)  # nginx workers run as www-data
         (work / "www" / "aggregate.json").write_bytes(aggregate)
+        body = aggregate.decode().replace("\\", "\\\\").replace("'", "\\'")
+        # Second server: nginx at its best, no file system, a connection kept for any number of requests.
         (work / "nginx.conf").write_text(f"""worker_processes 1; daemon off; pid {work}/nginx.pid;
 error_log {work}/nginx-error.log; events {{ worker_connections 4096; }}
-http {{ access_log off; server {{ listen 127.0.0.1:{nginx_port}; root {work}/www; }} }}
+http {{ access_log off; server {{ listen 127.0.0.1:{nginx_port}; root {work}/www; }}
+  server {{ listen 127.0.0.1:{nginx_best}; keepalive_requests 1000000000; keepalive_timeout 3600s;
+    location / {{ default_type application/json; return 200 '{body}'; }} }} }}
 """)
         procs.append(subprocess.Popen(["nginx", "-c", str(work / "nginx.conf"), "-p", str(work)],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         wait(lambda: get(f"http://127.0.0.1:{nginx_port}/aggregate.json")[0] == 200, 10, "nginx")
+        assert get(f"http://127.0.0.1:{nginx_best}/chaser")[1] == aggregate, "nginx return 200 body"
 
         rows = []
         for conns in (50, 200):
+            best = wrk(f"http://127.0.0.1:{nginx_best}/chaser", conns, args.seconds)
             nginx = wrk(f"http://127.0.0.1:{nginx_port}/aggregate.json", conns, args.seconds)
             hello = wrk(f"{base}/hello", conns, args.seconds)
             chaser = wrk(base, conns, args.seconds, lua)
-            rows.append((conns, nginx, hello, chaser))
+            rows.append((conns, best, nginx, hello, chaser))
 
         socks = open_connections(api, 1000)
         busy_rss = rss_mb(gateway.pid)
         for s in socks:
             s.close()
 
-        print(f"\nGateway benchmark ({len(keys)} keys, wrk -t1 -d{args.seconds}s, nginx 1 worker static "
-              f"{len(aggregate)}-byte body as ceiling)")
-        print(f"{'conns':>5} {'target':<16} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'of nginx':>9} {'non-2xx':>8}")
-        for conns, nginx, hello, chaser in rows:
-            for name, r in (("nginx static", nginx), ("/hello", hello), ("/chaser/{key}", chaser)):
-                share = f"{100 * r['rps'] / nginx['rps']:.0f}%"
-                print(f"{conns:>5} {name:<16} {r['rps']:>10.0f} {r['p50'] or 0:>8.2f} {r['p99'] or 0:>8.2f} "
+        print(f"\nGateway benchmark ({len(keys)} keys, wrk -t1 -d{args.seconds}s, nginx 1 worker, "
+              f"{len(aggregate)}-byte body; 'of nginx' = of nginx return 200)")
+        print(f"{'conns':>5} {'target':<18} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'of nginx':>9} {'non-2xx':>8}")
+        table = []
+        for conns, best, nginx, hello, chaser in rows:
+            for name, r in (("nginx return 200", best), ("nginx static file", nginx), ("/hello", hello),
+                            ("/chaser/{key}", chaser)):
+                share = f"{100 * r['rps'] / best['rps']:.0f}%"
+                print(f"{conns:>5} {name:<18} {r['rps']:>10.0f} {r['p50'] or 0:>8.2f} {r['p99'] or 0:>8.2f} "
                       f"{share:>9} {r['non2xx']:>8}")
+                table.append({"connections": conns, "target": name, **r})
         print(f"gateway RSS idle: {idle_rss:.1f} MB; with 1,000 open connections: {busy_rss:.1f} MB")
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps({
+                "keys": len(keys), "seconds": args.seconds, "load": os.getloadavg()[0],
+                "time": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "rows": table,
+                "rss_idle_mb": idle_rss, "rss_1k_connections_mb": busy_rss}, indent=1) + "\n")
     finally:
         for p in reversed(procs):
             p.terminate()

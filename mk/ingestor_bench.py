@@ -3,6 +3,7 @@
 
 Prints the raw consume ceiling (same librdkafka, no processing) and, for at_least_once and exactly_once_v2,
 events/s from the first to the last consumed record (group join excluded) and the ingestor's peak RSS.
+`--json FILE` also writes the figures and the memory sampled over each run (mk/bench_plots.py draws them).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -50,6 +52,24 @@ def metrics(sock: str) -> dict[str, float]:
             except ValueError:
                 pass
     return out
+
+
+def consume_until(sock: str, events: int, timeout: float, on_first=None) -> tuple[tuple[float, float] | None, float]:
+    """Polls the ingestor's records_consumed_total until `events`: ((monotonic, consumed) at the first record seen,
+    or None; consumed at the end). `on_first` runs once, when the first records show."""
+    first, consumed = None, 0.0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and consumed < events:
+        time.sleep(0.05)
+        try:
+            consumed = metrics(sock).get("records_consumed_total", 0)
+        except OSError:
+            continue
+        if consumed > 0 and first is None:
+            first = (time.monotonic(), consumed)
+            if on_first:
+                on_first()
+    return first, consumed
 
 
 def cpu_seconds(pid: int) -> float:
@@ -147,7 +167,8 @@ def write_config(workdir: Path, port: int, guarantee: str, commit_interval: int 
     return cfg
 
 
-def run(args, guarantee: str | None) -> None:
+def run(args, guarantee: str | None) -> dict:
+    """One run; returns its figures (empty when incomplete)."""
     workdir = Path(tempfile.mkdtemp(prefix="k8s-micro-bench-"))
     broker = Broker(workdir)
     try:
@@ -164,13 +185,16 @@ def run(args, guarantee: str | None) -> None:
             out = subprocess.run([args.bin, "generate", "--config", str(cfg), "--consume-ceiling", "--total",
                                   str(args.events)], check=True, capture_output=True, text=True)
             print(f"raw consume ceiling: {out.stdout.strip()} (produce took {produce_s:.1f}s)")
-            return
+            rate = re.search(r"= (\d+) msg/s", out.stdout)
+            return {"events_per_s": float(rate.group(1))} if rate else {}
         proc = subprocess.Popen([args.bin, "run", "--config", str(cfg)], stdout=(workdir / "run.log").open("wb"),
                                 stderr=subprocess.STDOUT)
         first = None
         profiler = None
         peak_anon = peak_file = 0.0
         last_sample = 0.0
+        started = time.monotonic()
+        memory: list[tuple[float, float, float]] = []  # (seconds since start, anon MB, file MB)
         consumed = 0.0
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
@@ -193,6 +217,7 @@ def run(args, guarantee: str | None) -> None:
                 last_sample = time.monotonic()
                 a, f = rss_split_mb(proc.pid)
                 peak_anon, peak_file = max(peak_anon, a), max(peak_file, f)
+                memory.append((round(last_sample - started, 2), round(a, 1), round(f, 1)))
             if consumed >= args.events:
                 break
         end = time.monotonic()
@@ -214,7 +239,7 @@ def run(args, guarantee: str | None) -> None:
         proc.wait(30)
         if first is None or consumed < args.events:
             print(f"{guarantee}: incomplete ({consumed:.0f} of {args.events}); see {workdir}/run.log")
-            return
+            return {}
         rate = (args.events - first[1]) / max(end - first[0], 1e-6)
         per_event_us = cpu / max(args.events - first[1], 1) * 1e6
         print(f"{guarantee}: {rate:,.0f} events/s over {end - first[0]:.1f}s, {per_event_us:.1f} us CPU/event "
@@ -231,6 +256,8 @@ def run(args, guarantee: str | None) -> None:
                   f"{latency / commits * 1e3:.1f} ms from hand-off to local store per commit")
         if smaps:
             print(f"  resident MB by mapping at the end: {smaps}")
+        return {"events_per_s": rate, "cpu_us_per_event": per_event_us, "peak_rss_mb": rss, "peak_anon_mb": peak_anon,
+                "peak_file_mb": peak_file, "first_record_s": round(first[0] - started, 2), "memory": memory}
     finally:
         broker.stop()
         if not args.keep:
@@ -252,13 +279,19 @@ def main() -> int:
     p.add_argument("--perf", metavar="FILE", help="perf record (dwarf call graphs) the ingestor into FILE once it "
                    "consumes (the profile itself slows the run: take its rate with a grain of salt)")
     p.add_argument("--perf-seconds", type=float, default=4.0)
+    p.add_argument("--json", metavar="FILE", help="also write the figures (and memory over each run) to FILE")
     p.add_argument("--smaps", action="store_true", help="print resident MB by kind of mapping at the end (malloc "
                    "heap and stacks, LMDB maps, libraries) with their anon and dirty shares")
     args = p.parse_args()
+    results = {"events": args.events, "keys": args.keys, "partitions": args.partitions,
+               "load": os.getloadavg()[0], "time": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     for g in [None, "at_least_once", "exactly_once_v2"]:
         if args.only and (g or "ceiling") != args.only:
             continue
-        run(args, g)
+        results[g or "ceiling"] = run(args, g)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
     return 0
 
 

@@ -1,4 +1,5 @@
-# Packaging targets (included by the Makefile): container images, multi-arch push, Dockerfile lint, chart tests.
+# Packaging targets (included by the Makefile): container images with a Docker engine, multi-arch push, Dockerfile
+# lint, chart tests. Without a Docker engine: mk/images.mk (`make images-local images-check`, buildah).
 #
 #   make image-ingestor image-gateway            single-arch images in the local docker daemon
 #   make images-multiarch REGISTRY=ghcr.io/me TAG=1.2.3   linux/amd64 + linux/arm64, one manifest per image, pushed
@@ -7,13 +8,14 @@
 # arm64 on an amd64 builder runs the Swift build under QEMU (binfmt): slow, but no cross SDK is needed.
 
 REGISTRY ?= ghcr.io/polecatworks
-TAG ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# Image tag: the chart's appVersion, which is what the chart pulls by default. VERSION (git describe) is stamped
+# into the binaries (--version, /hams/version) and the version label.
+TAG ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' charts/k8s-micro/Chart.yaml)
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 PLATFORMS ?= linux/amd64,linux/arm64
-SWIFT_IMAGE ?= swift:6.3-noble
-RUNTIME_IMAGE ?= ubuntu:24.04
-# The gateway builds on Debian 12 and runs on distroless/cc (glibc, libstdc++, CA certs; no shell): docs/footprint.md.
-GATEWAY_SWIFT_IMAGE ?= swift:6.3-bookworm
-GATEWAY_RUNTIME_IMAGE ?= gcr.io/distroless/cc-debian12:nonroot
+# Both images build on Debian 12 and run on distroless/cc (glibc, libstdc++, CA certs; no shell): docs/footprint.md.
+SWIFT_IMAGE ?= swift:6.3-bookworm
+RUNTIME_IMAGE ?= gcr.io/distroless/cc-debian12:nonroot
 # How Dockerfile.gateway links the gateway (lld: identical code folding, packed relative relocations).
 GATEWAY_LINK_FLAGS ?= -Xswiftc -use-ld=lld -Xlinker --icf=all -Xlinker -z -Xlinker pack-relative-relocs
 DOCKER ?= docker
@@ -24,13 +26,7 @@ PACKAGING_CREATED := $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 IMAGE_BUILD_ARGS = \
 	--build-arg SWIFT_IMAGE=$(SWIFT_IMAGE) \
 	--build-arg RUNTIME_IMAGE=$(RUNTIME_IMAGE) \
-	$(COMMON_BUILD_ARGS)
-GATEWAY_BUILD_ARGS = \
-	--build-arg SWIFT_IMAGE=$(GATEWAY_SWIFT_IMAGE) \
-	--build-arg RUNTIME_IMAGE=$(GATEWAY_RUNTIME_IMAGE) \
-	$(COMMON_BUILD_ARGS)
-COMMON_BUILD_ARGS = \
-	--build-arg VERSION=$(TAG) \
+	--build-arg VERSION=$(VERSION) \
 	--build-arg REVISION=$(PACKAGING_REVISION) \
 	--build-arg CREATED=$(PACKAGING_CREATED)
 
@@ -40,7 +36,7 @@ image-ingestor:
 	$(DOCKER) build -f Dockerfile.ingestor $(IMAGE_BUILD_ARGS) -t $(REGISTRY)/k8s-micro-ingestor:$(TAG) .
 
 image-gateway:
-	$(DOCKER) build -f Dockerfile.gateway $(GATEWAY_BUILD_ARGS) -t $(REGISTRY)/k8s-micro-gateway:$(TAG) .
+	$(DOCKER) build -f Dockerfile.gateway $(IMAGE_BUILD_ARGS) -t $(REGISTRY)/k8s-micro-gateway:$(TAG) .
 
 images: image-ingestor image-gateway
 
@@ -49,7 +45,7 @@ images: image-ingestor image-gateway
 images-multiarch:
 	$(DOCKER) buildx build --platform $(PLATFORMS) -f Dockerfile.ingestor $(IMAGE_BUILD_ARGS) \
 		-t $(REGISTRY)/k8s-micro-ingestor:$(TAG) --push .
-	$(DOCKER) buildx build --platform $(PLATFORMS) -f Dockerfile.gateway $(GATEWAY_BUILD_ARGS) \
+	$(DOCKER) buildx build --platform $(PLATFORMS) -f Dockerfile.gateway $(IMAGE_BUILD_ARGS) \
 		-t $(REGISTRY)/k8s-micro-gateway:$(TAG) --push .
 
 lint-dockerfiles:

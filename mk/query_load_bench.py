@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingestor_bench import Broker, metrics, write_config  # noqa: E402
+from ingestor_bench import Broker, consume_until, write_config  # noqa: E402
 
 
 def string(s: str) -> bytes:
@@ -98,19 +98,14 @@ def ingest(bin_path: str, events: int, keys: int, partitions: int, query_rate: i
                                 stderr=subprocess.STDOUT)
         sock = str(workdir / "ingestor.sock")
         load = None
-        first, consumed = None, 0.0
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline and consumed < events:
-            time.sleep(0.05)
-            try:
-                consumed = metrics(sock).get("records_consumed_total", 0)
-            except OSError:
-                continue
-            if consumed > 0 and first is None:
-                first = (time.monotonic(), consumed)
-                if query_rate:
-                    load = QueryLoad(sock, query_rate, [f"device-{k:05d}" for k in range(keys)])
-                    load.start()
+
+        def start_queries() -> None:
+            nonlocal load
+            if query_rate:
+                load = QueryLoad(sock, query_rate, [f"device-{k:05d}" for k in range(keys)])
+                load.start()
+
+        first, consumed = consume_until(sock, events, 600, start_queries)
         end = time.monotonic()
         answered_rate = 0.0
         if load:

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Development mode: like scripts/run.sh, but each process is rebuilt and restarted when its sources change
-# (apt `entr`). Gateway sources restart only the gateway: the ingestor keeps its state and keeps consuming.
+# Development mode: like scripts/run.sh (local broker, both processes, a trickle of generated events), but each
+# process is rebuilt and restarted when its sources change (apt `entr`). Gateway sources restart only the
+# gateway: the ingestor keeps its state and keeps consuming. Ctrl-C or SIGTERM stops everything in order.
+# Knobs as run.sh: BROKER_PORT, RUN_DIR, GENERATE_RATE, BROKER_STORAGE, and any config key's environment variable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -9,36 +11,58 @@ source scripts/lib.sh
 
 RUN_DIR=${RUN_DIR:-$PWD/run}
 BROKER_PORT=${BROKER_PORT:-9092}
-mkdir -p "$RUN_DIR/sock" "$RUN_DIR/state" "$RUN_DIR/logs"
+BROKER_STORAGE=${BROKER_STORAGE:-memory}
+GENERATE_RATE=${GENERATE_RATE:-5}
 BOOTSTRAP="127.0.0.1:$BROKER_PORT"
 CONFIG=$RUN_DIR/config.yaml
+mkdir -p "$RUN_DIR/logs"
 
-pids=()
+GENERATOR_PID="" GATEWAY_PID="" INGESTOR_PID=""
+# shellcheck disable=SC2317 # run from the traps
 cleanup() {
   trap - INT TERM EXIT
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  if [ -n "${BROKER_PID:-}" ]; then kill "$BROKER_PID" 2>/dev/null || true; fi
-  wait 2>/dev/null || true
+  # Each watcher is a process group (loop, entr, build, binary): stopping the group stops all of it.
+  stop_in_order dev "$GENERATOR_PID" "$GATEWAY_PID" "$INGESTOR_PID"
+  exit 0
 }
 trap cleanup INT TERM EXIT
 
-port_open 127.0.0.1 "$BROKER_PORT" || start_broker 127.0.0.1 "$BROKER_PORT" "$RUN_DIR/logs/broker.log"
+start_demo_broker dev
 create_topic "$BOOTSTRAP" input 4
-write_dev_config "$CONFIG" "$BOOTSTRAP" "$RUN_DIR"
+write_dev_config "$CONFIG" "$BOOTSTRAP" "$STATE_ROOT"
+echo "dev: building (debug)"
+swift build --product k8s-micro-ingestor >/dev/null
+swift build --product k8s-micro-gateway >/dev/null
 BIN=$(swift build --show-bin-path)
 
-# watch NAME PRODUCT ARGS...: entr -r rebuilds PRODUCT and restarts it whenever a watched source changes.
+# watch NAME PRODUCT DIRS ARGS...: rebuilds PRODUCT and restarts it whenever a source under DIRS changes (entr
+# exits when a file is added, so the loop starts it again with the new list). Sets SPAWNED_PID, the group.
 watch() {
   local name=$1 product=$2 dirs=$3; shift 3
-  # shellcheck disable=SC2086 # $dirs is a list of folders
-  while true; do
-    find $dirs -name '*.swift' -o -name '*.h' -o -name '*.modulemap' | \
-      entr -dnr sh -c "swift build --product $product 2>&1 | tail -n 3 && echo '[$name] restarted' && exec $BIN/$product $*"
-  done 2>&1 | sed -u "s/^/[$name] /" &
-  pids+=($!)
+  # shellcheck disable=SC2016 # expanded by the inner shell
+  spawn /dev/stdout bash -c '
+    name=$1 product=$2 dirs=$3 bin=$4; shift 4
+    while true; do
+      # shellcheck disable=SC2086
+      find $dirs -name "*.swift" -o -name "*.h" -o -name "*.modulemap" |
+        entr -dnr sh -c "swift build --product $product 2>&1 | tail -n 3 && echo restarted && exec $bin/$product $*"
+      sleep 0.5
+    done 2>&1 | sed -u "s/^/[$name] /"' watch "$name" "$product" "$dirs" "$BIN" "$@"
 }
 
 watch ingestor k8s-micro-ingestor "Sources/Ingestor Sources/Shared" run --config "$CONFIG"
+INGESTOR_PID=$SPAWNED_PID
 watch gateway k8s-micro-gateway "Sources/Gateway Sources/Shared" --config "$CONFIG"
-echo "dev: watching sources; API http://127.0.0.1:8080, health http://127.0.0.1:8079. Ctrl-C stops."
+GATEWAY_PID=$SPAWNED_PID
+
+EFFECTIVE=$("$BIN/k8s-micro-gateway" --config "$CONFIG" --print-config) || exit 78
+HEALTH=http://127.0.0.1:$(config_value "$EFFECTIVE" gateway healthPort)
+API=http://127.0.0.1:$(config_value "$EFFECTIVE" gateway port)$(config_value "$EFFECTIVE" gateway prefix)
+echo "dev: watching sources; API $API, health $HEALTH. Ctrl-C stops."
+if [ "$GENERATE_RATE" != 0 ] && WAIT_SECONDS=300 wait_for curl -fs "$HEALTH/hams/ready"; then
+  spawn "$RUN_DIR/logs/generator.log" "$BIN/k8s-micro-ingestor" generate --config "$CONFIG" \
+    --rate "$GENERATE_RATE" --keys 20 --duration 86400
+  GENERATOR_PID=$SPAWNED_PID
+  echo "dev: generating $GENERATE_RATE events/s (log $RUN_DIR/logs/generator.log)"
+fi
 wait

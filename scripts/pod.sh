@@ -33,5 +33,5 @@ trap stop INT TERM EXIT
 pids+=($!)
 "$BIN/k8s-micro-gateway" "${args[@]}" >>"$DIR/gateway.log" 2>&1 &
 pids+=($!)
-echo "pod $POD_NAME: API http://$HOST:${GATEWAY_PORT:-8080}, health http://$HOST:${HEALTH_PORT:-8079}, logs in $DIR"
+echo "pod $POD_NAME: API http://$HOST:${GATEWAY_PORT:-8080}, health http://$HOST:${GATEWAY_HEALTH_PORT:-8079}, logs in $DIR"
 wait -n "${pids[@]}" || true

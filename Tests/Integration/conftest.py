@@ -2,6 +2,8 @@
 
 Fixtures:
   tansu        a fresh memory-storage broker on a free port (`.bootstrap`, `.create_topic(name, partitions)`)
+  durable_tansu  a broker on s3:// storage (localbucket) behind a fault proxy: `.kill9()`, `.restart()`,
+               `.proxy.blackhole()` ... (faultkit.py); `.bootstrap` is the proxy, so pods use it unchanged
   binaries     paths of the built executables (`.ingestor`, `.gateway`); fails the test if they are missing
   pod_factory  `pod_factory(tansu, **config)` → an unstarted `Pod` (the pod's two processes on one socket dir)
   run_env      the environment processes run with (librdkafka >= 2.2 on LD_LIBRARY_PATH)
@@ -62,6 +64,17 @@ def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "co
     raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last error: {last})")
 
 
+def stop_process(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it is still running after `timeout` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @dataclass
 class Binaries:
     ingestor: Path
@@ -111,13 +124,7 @@ class Tansu:
         subprocess.run(cmd + [name], check=True, capture_output=True, env=run_environment(), timeout=30)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 5)
 
 
 @pytest.fixture
@@ -125,6 +132,15 @@ def tansu(tmp_path: Path):
     broker = Tansu(tmp_path)
     yield broker
     broker.stop()
+
+
+@pytest.fixture
+def durable_tansu(tmp_path: Path):
+    from faultkit import DurableTansu
+
+    broker = DurableTansu(tmp_path)
+    yield broker
+    broker.close()
 
 
 def deep_merge(base: dict, extra: dict) -> dict:

@@ -1,5 +1,5 @@
-"""Three pods against one tansu broker: every key through every gateway, kill -9 of a pod with no wrong
-value ever served, its restart, and `scope=cluster` listings.
+"""Three pods against one tansu broker (docs/routing.md): every key through every gateway, kill -9 of a pod with no
+wrong value ever served, its restart, and `scope=cluster` listings.
 
 Pods run on 127.0.0.2, .3 and .4 with the same ports (as pods on their own IPs); the broker on 127.0.0.1.
 Expected aggregates come from reference_model.py (the input topic read back and folded independently).

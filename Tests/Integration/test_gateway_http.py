@@ -411,6 +411,9 @@ def test_prefix(binaries, run_env, tmp_path):
         assert requests.get(f"{gw.api}/api/hello").text == "Hello back"
         assert requests.get(f"{gw.api}/api").json() == {"str": "params.a"}
         assert requests.get(f"{gw.api}/hello").status_code == 404
+        # Clients generated from the document call server URL + path: the prefix is the server URL.
+        document = requests.get(f"{gw.api}/api/openapi.json").json()
+        assert document["servers"][0]["url"] == "/api" and "/hello" in document["paths"]
     finally:
         assert gw.stop() == 0
 
@@ -599,7 +602,8 @@ def test_with_fake_ingestor(gateway):
         assert requests.get(f"{gateway.api}/chaser?limit=0").status_code == 400
         event = {"type": "com.polecatworks.chaser.Chaser", "name": "A", "id": "1", "sent": 1000, "ttl": 300}
         r = requests.post(f"{gateway.api}/events", json=event)
-        assert r.status_code == 202 and r.json() == {"topic": "input", "partition": 2, "offset": 41}
+        assert r.status_code == 202
+        assert r.json() == {"topic": "input", "partition": 2, "offset": 41, "store": "chaser", "key": "1"}
         text = requests.get(f"{gateway.health}/hams/metrics").text
         from prometheus_client.parser import text_string_to_metric_families
 
@@ -815,7 +819,7 @@ def test_schemathesis_with_ingestor(gateway, tmp_path):
 
 
 def test_schemathesis_without_ingestor(gateway, tmp_path):
-    """No ingestor: data routes answer the documented 503 + Retry-After (SPEC §5), which schemathesis's
+    """No ingestor: data routes answer the documented 503 + Retry-After, which schemathesis's
     not_a_server_error check must be told is expected."""
     (tmp_path / "schemathesis.toml").write_text(
         '[checks.not_a_server_error]\nexpected-statuses = ["2xx", "3xx", "4xx", "503"]\n'

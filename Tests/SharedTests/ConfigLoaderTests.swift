@@ -1,4 +1,4 @@
-// Config precedence, secrets, all-errors validation and redaction (SPEC §9).
+// Config precedence, secrets, all-errors validation and redaction (docs/config.md).
 import SharedCLI
 import Testing
 
@@ -143,6 +143,22 @@ private func options(config: String? = nil, secrets: String? = nil, set: [String
                 "gateway.port", "gateway.prefix", "mystery", "nope.key", "gateway.healthPort",
             ])
         #expect(error?.description.contains("expected one of exactly_once_v2, at_least_once") == true)
+    }
+
+    @Test func everyBadValueNamesWhereItCameFrom() throws {
+        let dir = try tempDir()
+        try write("gateway:\n  healthPort: nine\n", to: "\(dir)/c.yaml")
+        let error = #expect(throws: ConfigValidationError.self) {
+            try ConfigLoader.loadWithSecrets(
+                options: options(config: "\(dir)/c.yaml", set: ["gateway.port=abc"]),
+                environment: ["LOG_LEVEL": "DEBUG", "POD_IP": "", "KAFKA_AUTO_OFFSET_RESET": "tcp://10.0.0.1:80"])
+        }
+        let messages = Dictionary(uniqueKeysWithValues: (error?.issues ?? []).map { ($0.path, $0.message) })
+        #expect(messages["log.level"]?.containsText("from the environment variable LOG_LEVEL") == true)
+        #expect(messages["gateway.port"]?.containsText("from --set gateway.port=abc") == true)
+        #expect(messages["gateway.healthPort"]?.containsText("in \(dir)/c.yaml") == true)
+        #expect(messages["pod.ip"]?.containsText("POD_IP") == true)
+        #expect(messages["kafka.autoOffsetReset"]?.containsText("enableServiceLinks") == true)
     }
 
     @Test func malformedYAMLNamesTheFile() throws {

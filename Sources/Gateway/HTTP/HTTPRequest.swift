@@ -37,7 +37,7 @@ struct HTTPRequest: Sendable {
     }
 }
 
-/// Size limits and timeouts of the HTTP server (SPEC §5; slowloris protection).
+/// Size limits and timeouts of the HTTP server (slowloris protection).
 struct HTTPLimits: Sendable {
     /// Longest request target (the request line, in practice): longer → 431.
     var maxRequestLine = 8 * 1024

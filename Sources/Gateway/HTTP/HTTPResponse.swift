@@ -38,7 +38,7 @@ struct HTTPResponse: Sendable {
         HTTPResponse(status: status, contentType: Self.json, body: bytes)
     }
 
-    /// The error shape of SPEC §5: `{"error":"<code>","message":"..."}`.
+    /// The API's error shape: `{"error":"<code>","message":"..."}`.
     static func error(_ status: Int, _ code: String, _ message: String, headers: [(String, String)] = [])
         -> HTTPResponse
     {
@@ -121,14 +121,22 @@ enum ResponseEncoder {
     }
 
     static func reason(_ code: Int) -> String {
-        reasons.first { $0.0 == code }?.1 ?? "Status"
+        reasons.first { $0.0 == code }?.1 ?? "Unknown"
     }
 
+    /// Every status code of RFC 9110 (and 429/431 of RFC 6585) with its reason phrase.
     static let reasons: [(Int, String)] = [
-        (100, "Continue"), (200, "OK"), (202, "Accepted"), (204, "No Content"),
-        (400, "Bad Request"), (404, "Not Found"), (405, "Method Not Allowed"), (406, "Not Acceptable"),
-        (408, "Request Timeout"), (411, "Length Required"), (413, "Content Too Large"), (414, "URI Too Long"),
-        (421, "Misdirected Request"), (429, "Too Many Requests"), (431, "Request Header Fields Too Large"),
+        (100, "Continue"), (101, "Switching Protocols"), (200, "OK"), (201, "Created"), (202, "Accepted"),
+        (203, "Non-Authoritative Information"), (204, "No Content"), (205, "Reset Content"),
+        (206, "Partial Content"), (300, "Multiple Choices"), (301, "Moved Permanently"), (302, "Found"),
+        (303, "See Other"), (304, "Not Modified"), (307, "Temporary Redirect"), (308, "Permanent Redirect"),
+        (400, "Bad Request"), (401, "Unauthorized"), (403, "Forbidden"), (404, "Not Found"),
+        (405, "Method Not Allowed"), (406, "Not Acceptable"), (407, "Proxy Authentication Required"),
+        (408, "Request Timeout"), (409, "Conflict"), (410, "Gone"), (411, "Length Required"),
+        (412, "Precondition Failed"), (413, "Content Too Large"), (414, "URI Too Long"),
+        (415, "Unsupported Media Type"), (416, "Range Not Satisfiable"), (417, "Expectation Failed"),
+        (421, "Misdirected Request"), (422, "Unprocessable Content"), (426, "Upgrade Required"),
+        (428, "Precondition Required"), (429, "Too Many Requests"), (431, "Request Header Fields Too Large"),
         (500, "Internal Server Error"), (501, "Not Implemented"), (502, "Bad Gateway"),
         (503, "Service Unavailable"), (504, "Gateway Timeout"), (505, "HTTP Version Not Supported"),
     ]

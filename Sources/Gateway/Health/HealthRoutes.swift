@@ -1,4 +1,4 @@
-// The health route table of SPEC §6 (gateway.healthPort): /hams/{version,startup,alive,ready,metrics,stop}.
+// The health route table (gateway.healthPort): /hams/{version,startup,alive,ready,metrics,stop}.
 import Shared
 
 /// Health handlers. Bound to the loop thread.

@@ -77,7 +77,7 @@ final class GatewayMetrics {
     /// `gateway_ingestor_connected` 0/1.
     func ingestorConnection(_ up: Bool) { ingestorConnected.record(up ? 1 : 0) }
 
-    /// `gateway_forwarded_requests_total{outcome}` (SPEC §8 lookups sent to the owner's gateway).
+    /// `gateway_forwarded_requests_total{outcome}` (lookups sent to the owner's gateway).
     func forwarded(outcome: String) {
         let counter: Counter
         if let existing = forwardCounters[outcome] {

@@ -1,4 +1,4 @@
-// The API route table of SPEC §5 (gateway.port): declared here as data, printed at start-up.
+// The API route table (gateway.port): declared here as data, printed at start-up.
 
 /// Builds the API table. The handlers live in StaticHandlers and DataHandlers.
 enum APIRoutes {

@@ -1,4 +1,4 @@
-// Key listings across pods (`?scope=cluster`, SPEC §8): opaque cursors, page merging, the fan-out collector.
+// Key listings across pods (`?scope=cluster`, docs/routing.md): opaque cursors, page merging, the fan-out collector.
 
 /// The HTTP listing cursor: the last key of the previous page, base64url without padding (opaque to clients,
 /// safe in a query string without escaping). The ingestors' socket cursor is the raw key itself.

@@ -49,7 +49,7 @@ final class DataHandlers {
     ) {
         client.send(.get(store: store, key: key), timeoutMs: timeoutMs) { [weak self] reply in
             if case .response(.notOwner(let partition, let endpoint)) = reply, let self {
-                // SPEC §8: another pod owns the key. A forwarded request is never forwarded again.
+                // Another pod owns the key (docs/routing.md). A forwarded request is never forwarded again.
                 if forwarded {
                     responder.send(.error(421, "misdirected", "this pod does not own partition \(partition)"))
                     return
@@ -187,7 +187,7 @@ final class DataHandlers {
     /// On a marked (peer) local listing: the partitions the page lists, "0,2,5".
     static let partitionsHeader = "X-K8s-Micro-Partitions"
 
-    /// `scope=cluster` (SPEC §8): every live owner of the routing table (this pod's ingestor over the socket,
+    /// `scope=cluster` (docs/routing.md): every live owner of the routing table (this pod's ingestor over the socket,
     /// the others through their gateways with `scope=local`) lists up to `limit` keys after the cursor; the
     /// pages are merged. Any partition without a live owner, or any source failing, answers 503. Every source
     /// names the partitions it listed: if some partition was listed by none (a rebalance moved it between the
@@ -298,17 +298,23 @@ final class DataHandlers {
             responder.send(.error(415, "unsupported-media-type", "POST /events takes application/json"))
             return
         }
-        if let problem = EventValidation.problem(in: r.request.body) {
+        let target: EventValidation.Target
+        switch EventValidation.check(r.request.body) {
+        case .rejected(let problem):
             responder.send(.error(400, "bad-event", problem))
             return
+        case .accepted(let accepted):
+            target = accepted
         }
         client.send(.publish(json: r.request.body), timeoutMs: 10_000) { reply in
             responder.send(
                 Self.map(reply, notFound: "not found") { response in
                     guard case .published(let receipt) = response else { return nil }
+                    // The receipt names the store and key the event updates: what to GET next.
                     return .json(
                         "{\"topic\":\(JSONText.quote(receipt.topic)),\"partition\":\(receipt.partition),"
-                            + "\"offset\":\(receipt.offset)}", status: 202)
+                            + "\"offset\":\(receipt.offset),\"store\":\(JSONText.quote(target.store)),"
+                            + "\"key\":\(JSONText.quote(target.key))}", status: 202)
                 })
         }
     }
@@ -329,7 +335,7 @@ final class DataHandlers {
                 let seconds = max(1, (Int(ms) + 999) / 1000)
                 return .error(503, "not-ready", message, headers: [("Retry-After", String(seconds))])
             case .notOwner(let partition, let endpoint):
-                // Forwarding to the owner (SPEC §8) is not in this build: tell the client to retry.
+                // Forwarding to the owner is not in this build: tell the client to retry.
                 return .error(
                     503, "not-owner",
                     "partition \(partition) is owned by \(endpoint ?? "another pod"); forwarding is not available",

@@ -51,7 +51,8 @@ final class GatewayApp {
         self.forwarder = forwarder
         routing = RoutingCache(loop: loop, client: client)
         let apiTable = APIRoutes.table(
-            prefix: config.gateway.prefix, statics: StaticHandlers(),
+            prefix: config.gateway.prefix,
+            statics: StaticHandlers(openAPI: StaticHandlers.openAPIDocument(prefix: config.gateway.prefix)),
             data: DataHandlers(
                 client: client, forwarder: forwarder, routing: routing, metrics: metrics,
                 timeoutMs: upstreamTimeoutMs))

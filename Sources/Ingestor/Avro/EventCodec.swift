@@ -1,4 +1,4 @@
-// Avro codec of the wire format (SPEC §2): Swift event/aggregate values <-> framed Confluent bytes.
+// Avro codec of the wire format: Swift event/aggregate values <-> framed Confluent bytes.
 // NOT thread-safe: one instance per thread (the consume thread has one, the socket thread another).
 // Each instance owns its avro-c schemas and reusable values; a shared SchemaRegistryClient is fine.
 

@@ -1,5 +1,5 @@
 import Logging
-// Confluent Schema Registry client (SPEC §2 registry mode): registers our six schemas and fetches
+// Confluent Schema Registry client (registry mode): registers our six schemas and fetches
 // writer schemas by id. Thread-safe (Sendable; the cache is behind a Mutex); every call blocks.
 import Shared
 import Synchronization

@@ -1,4 +1,4 @@
-// Confluent wire framing of record values (SPEC §2) and the decode failure reported for bad input.
+// Confluent wire framing of record values and the decode failure reported for bad input.
 
 /// Why a record value could not be decoded; `reason` goes into the dead-letter headers and metrics.
 struct DecodeFailure: Error, Equatable, Sendable, CustomStringConvertible {

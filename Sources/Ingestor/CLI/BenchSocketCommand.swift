@@ -14,7 +14,7 @@ struct BenchSocketCommand: ParsableCommand {
         discussion: """
             Starts a socket server with an in-memory handler (a fixed map of keys to aggregate JSON) on a
             temporary socket and drives it from one pipelining client connection on this thread.
-            Target (SPEC §13): >= 100k round trips/s with 16 in flight, p99 < 1 ms.
+            Target: >= 100k round trips/s with 16 in flight, p99 < 1 ms.
             """,
         shouldDisplay: false)
 

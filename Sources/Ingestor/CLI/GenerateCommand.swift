@@ -49,6 +49,16 @@ struct GenerateCommand: AsyncParsableCommand {
     func run() async throws {
         let config = try ProcessBootstrap.start(options, role: .ingestor)
         let logger = Logger(label: "k8s-micro.ingestor.generate")
+        logger.info("librdkafka", metadata: ["version": "\(KafkaLibrary.version)"])
+        // With a librdkafka too old to talk to the broker the producer would wait forever, silently.
+        if KafkaLibrary.isTooOld {
+            StandardError.write(
+                "k8s-micro-ingestor generate: librdkafka \(KafkaLibrary.version) is loaded; 2.2 or newer is needed "
+                    + "(older versions cannot complete the ApiVersions handshake with the broker). In this repository, "
+                    + "run `source scripts/env.sh` first: it puts the confluent-kafka wheel's librdkafka on "
+                    + "LD_LIBRARY_PATH.\n")
+            throw ExitCode(69)  // EX_UNAVAILABLE
+        }
         if consumeCeiling {
             try measureConsumeCeiling(config: config, logger: logger)
             return

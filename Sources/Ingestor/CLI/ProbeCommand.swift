@@ -27,7 +27,7 @@ struct ProbeCommand: AsyncParsableCommand {
     var timeout: Double = 2
 
     func run() async throws {
-        let config = try ProcessBootstrap.start(options, role: .ingestor)
+        let config = try ProcessBootstrap.start(options, role: .ingestor, announce: false)
         let path = config.ingestor.socket
         let milliseconds = max(1, Int(timeout * 1000))
         let response: SocketResponse
@@ -42,11 +42,22 @@ struct ProbeCommand: AsyncParsableCommand {
             throw Self.failure("\(check.rawValue): unexpected answer from \(path): \(response)")
         }
         let ok = check == .alive ? report.alive : report.ready
-        let details = report.details.map { "\($0.name)=\($0.valid)" }.joined(separator: " ")
-        print(
-            "\(check.rawValue)=\(ok) alive=\(report.alive) ready=\(report.ready) joinedGroup=\(report.joinedGroup)"
-                + " assigned=\(report.partitionsAssigned) restoring=\(report.partitionsRestoring) \(details)")
+        print(Self.line(check: check, ok: ok, report: report))
         if !ok { throw ExitCode(1) }
+    }
+
+    /// One line: the answer first, then what it rests on (kubelet keeps a failing probe's output as the reason).
+    static func line(check: Check, ok: Bool, report: HealthReport) -> String {
+        var words = ["\(check.rawValue)=\(ok)"]
+        if check == .alive { words.append("ready=\(report.ready)") }
+        words.append("joinedGroup=\(report.joinedGroup)")
+        words.append("assigned=\(report.partitionsAssigned.map(String.init).joined(separator: ","))")
+        if !report.partitionsRestoring.isEmpty {
+            words.append("restoring=\(report.partitionsRestoring.map(String.init).joined(separator: ","))")
+        }
+        // Only the checks that fail: the passing ones repeat the words above.
+        words += report.details.filter { !$0.valid }.map { "\($0.name)=false" }
+        return words.joined(separator: " ")
     }
 
     /// Writes `message` to stderr and returns the exit code to throw.

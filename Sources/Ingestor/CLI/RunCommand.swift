@@ -21,6 +21,11 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         let config = try ProcessBootstrap.start(options, role: .ingestor)
         let logger = Logger(label: "k8s-micro.ingestor.run")
+        let directoryIssues = StartupChecks.directoryIssues(config)
+        guard directoryIssues.isEmpty else {
+            StandardError.write("k8s-micro-ingestor: \(ConfigValidationError(issues: directoryIssues))\n")
+            throw ExitCode(ProcessBootstrap.configExitCode)
+        }
         let stores = try StateStores(stateDir: config.ingestor.stateDir, logger: logger)
         if dumpStore {
             try StoreDump.print(stores: stores, codec: try CodecFactory.resolve(config: config, logger: logger).make())

@@ -66,4 +66,8 @@ package struct KafkaError: Error, CustomStringConvertible, Sendable {
 /// The librdkafka actually loaded at run time (may differ from the headers built against).
 package enum KafkaLibrary {
     package static var version: String { String(cString: rd_kafka_version_str()) }
+
+    /// librdkafka before 2.2.0 mis-skips tagged fields and cannot finish the ApiVersions handshake with newer
+    /// brokers (tansu among them): clients then retry forever without an error.
+    package static var isTooOld: Bool { rd_kafka_version() < 0x0202_0000 }
 }

@@ -1,5 +1,5 @@
 // Publishes this pod's assignment to `<applicationId>-routing` and builds the cluster's table from everyone's.
-// Brokers here expose no group member details (PLATFORM-NOTES), so the ingestors announce ownership themselves.
+// Brokers such as tansu expose no group member details, so the ingestors announce ownership themselves.
 import Logging
 import Shared
 import Synchronization
@@ -97,7 +97,8 @@ final class RoutingService: IngestorRoutingView, Sendable {
     // MARK: routing thread
 
     private func run() {
-        var producerProps = settings.kafkaProperties
+        // Consumer properties (session.timeout.ms, ...) would make librdkafka warn (CONFWARN) on a producer.
+        var producerProps = StreamSettings.producerOnly(settings.kafkaProperties)
         producerProps["linger.ms"] = "0"
         var consumerProps = settings.kafkaProperties
         consumerProps["enable.auto.commit"] = "false"

@@ -1,4 +1,4 @@
-// The ingestor's metrics (SPEC §3 names), created once; handles are cheap to use from the stream thread.
+// The ingestor's metrics (the documented Prometheus names), created once; cheap to use from the stream thread.
 import Metrics
 import Synchronization
 
@@ -25,8 +25,13 @@ final class IngestorMetrics: Sendable {
     private let restored = Mutex<[String: Counter]>([:])
     private let restoreRemaining = Mutex<[String: Gauge]>([:])
 
+    /// Every reason a record can be dead-lettered for (the DLQ header values).
+    static let deadLetterReasons = ["null-key"] + DecodeFailure.Reason.allCases.map(\.rawValue)
+
     init(guarantee: String) {
         commitLatency = Metrics.Timer(label: "commit_latency_seconds", dimensions: [("guarantee", guarantee)])
+        // Each known reason is exported at 0 from the start: rate() and alerts see the series before the first.
+        for reason in Self.deadLetterReasons { _ = deadLettered(reason: reason) }
     }
 
     func produced(topic: String) -> Counter {

@@ -14,6 +14,13 @@ package final class PartitionRegistry: Sendable {
         package var joinedGroup = false
         package var running = true
         package var memberId = ""
+        /// The input topic exists (the stream thread waits for it before it joins the group).
+        package var inputTopicFound = false
+
+        /// Why nothing is served yet, for "not ready" answers before the first assignment.
+        package var notAssignedReason: String {
+            inputTopicFound ? "not assigned yet (joining the consumer group)" : "waiting for the input topic"
+        }
 
         package var active: [Int32] { states.filter { $0.value == .active }.map(\.key).sorted() }
         package var restoring: [Int32] { states.filter { $0.value == .restoring }.map(\.key).sorted() }

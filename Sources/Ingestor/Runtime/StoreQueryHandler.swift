@@ -63,6 +63,7 @@ final class StoreQueryHandler: SocketRequestHandler {
             partitionsRestoring: s.restoring,
             details: [
                 HealthCheck(name: "stream-thread", valid: s.running),
+                HealthCheck(name: "input-topic", valid: s.inputTopicFound),
                 HealthCheck(name: "group-joined", valid: s.joinedGroup),
                 HealthCheck(name: "partitions-restored", valid: s.restoring.isEmpty),
             ])
@@ -71,7 +72,7 @@ final class StoreQueryHandler: SocketRequestHandler {
     func get(store name: String, key: String) -> SocketResponse {
         guard let kind = StoreKind(name: name) else { return .badRequest(message: "unknown store '\(name)'") }
         let s = registry.snapshot
-        guard s.partitionCount > 0 else { return .notReady(retryAfterMs: 1_000, message: "not assigned yet") }
+        guard s.partitionCount > 0 else { return .notReady(retryAfterMs: 1_000, message: s.notAssignedReason) }
         let keyBytes = Array(key.utf8)
         let home = Int32(KeyPartitioner.partition(forKey: key, partitionCount: Int(s.partitionCount)))
         let store = stores[kind]
@@ -106,13 +107,17 @@ final class StoreQueryHandler: SocketRequestHandler {
 
     /// Keys of the served partitions merged into one byte-ordered listing (a k-way merge of the partitions'
     /// sorted LMDB key ranges), strictly after `cursor` (the last key of the previous page). Globally sorted, so
-    /// the gateway can merge several pods' pages (SPEC §8 `scope=cluster`) with the same cursor. Answers
+    /// the gateway can merge several pods' pages (`scope=cluster`) with the same cursor. Answers
     /// notReady while an assigned partition restores: a listing missing its keys must not look complete.
     func list(store name: String, limit: Int, cursor: String?) -> SocketResponse {
         guard let kind = StoreKind(name: name) else { return .badRequest(message: "unknown store '\(name)'") }
         let s = registry.snapshot
         if let p = s.restoring.first {
             return .notReady(retryAfterMs: 1_000, message: "partition \(p) is restoring")
+        }
+        // Before the first assignment an empty listing would look like an empty store.
+        if s.states.isEmpty && !s.joinedGroup {
+            return .notReady(retryAfterMs: 1_000, message: s.notAssignedReason)
         }
         let after = cursor.flatMap { $0.isEmpty ? nil : Array($0.utf8) }
         let page = Self.mergedKeys(of: s.active, limit: max(1, min(limit, 100_000)), after: after) { p, from, n in
@@ -175,7 +180,7 @@ final class StoreQueryHandler: SocketRequestHandler {
 
     func owner(key: String) -> SocketResponse {
         let s = registry.snapshot
-        guard s.partitionCount > 0 else { return .notReady(retryAfterMs: 1_000, message: "not assigned yet") }
+        guard s.partitionCount > 0 else { return .notReady(retryAfterMs: 1_000, message: s.notAssignedReason) }
         let p = Int32(KeyPartitioner.partition(forKey: key, partitionCount: Int(s.partitionCount)))
         if s.states[p] != nil { return .owner(KeyOwner(partition: p, endpoint: localEndpoint, isLocal: true)) }
         return .owner(KeyOwner(partition: p, endpoint: routing?.endpoint(ofPartition: p), isLocal: false))

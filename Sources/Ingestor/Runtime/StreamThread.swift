@@ -113,6 +113,7 @@ final class StreamThread: Sendable {
             do {
                 let topics = try admin.topics()
                 if let n = topics[k.inputTopic], n > 0 {
+                    registry.update { $0.inputTopicFound = true }
                     var wanted: [TopicSpec] = [
                         TopicSpec(name: k.chaserTopic, partitions: n),
                         TopicSpec(name: k.billingTopic, partitions: n),

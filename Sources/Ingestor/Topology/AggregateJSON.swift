@@ -1,4 +1,4 @@
-// JSON rendering of the aggregates for the HTTP API (SPEC §5): `"type"` discriminator first, nested
+// JSON rendering of the aggregates for the HTTP API: `"type"` discriminator first, nested
 // records without type, nulls and defaults written out. Pure; safe on any thread.
 
 import Shared

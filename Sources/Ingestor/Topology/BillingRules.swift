@@ -1,4 +1,4 @@
-// Pure aggregation rule of the `billing` store (SPEC §3); no I/O, tested without Kafka.
+// Pure aggregation rule of the `billing` store; no I/O, tested without Kafka.
 
 enum BillingRules {
     /// Folds one billing event into the per-key aggregate. Chaser events leave it unchanged.

@@ -1,4 +1,4 @@
-// Pure aggregation rule of the `chaser` store (SPEC §3); no I/O, tested without Kafka.
+// Pure aggregation rule of the `chaser` store; no I/O, tested without Kafka.
 
 enum ChaserRules {
     /// Folds one Chaser into the per-key aggregate: distinct names in first-seen order, count,

@@ -1,4 +1,4 @@
-// Parsing of one input event from JSON for POST /events (SPEC §4): `{"type":"<full name>", ...fields}`.
+// Parsing of one input event from JSON for POST /events: `{"type":"<full name>", ...fields}`.
 // Pure; safe on any thread. The error message is the 400 reason given to the client.
 
 import Shared

@@ -1,4 +1,4 @@
-// The event and aggregate value types of SPEC §2 (fields exactly as the Avro schemas in schemas/).
+// The event and aggregate value types (fields exactly as the Avro schemas in schemas/).
 
 /// `com.polecatworks.chaser.Chaser`: one IoT "chaser" ping.
 struct Chaser: Equatable, Hashable, Sendable {

@@ -1,4 +1,4 @@
-// The effective configuration of both processes: one typed value per SPEC §9 key.
+// The effective configuration of both processes: one typed value per config key (docs/config.md).
 // Built once at the composition root by ConfigLoader; immutable afterwards (Sendable, any thread).
 
 /// How the ingestor commits its work.
@@ -76,8 +76,8 @@ public struct AppConfig: Sendable, Equatable {
         public var stateDir: String = "/var/lib/k8s-micro/state"
         /// Extra group id allowed to connect to the socket (SO_PEERCRED); same uid is always allowed.
         public var socketGid: Int? = nil
-        /// Directory of the .avsc schema files.
-        public var schemaDir: String = "schemas"
+        /// Directory of the six .avsc schema files; empty (the default) uses the ones built into the binary.
+        public var schemaDir: String = ""
         public init() {}
     }
 

@@ -1,4 +1,4 @@
-// The table of config keys (SPEC §9): one row per key, the single source of truth for parsing and printing.
+// The table of config keys (docs/config.md): one row per key, the single source of parsing and printing.
 
 /// One problem with one key; `path` is the dotted key path the operator wrote.
 public struct ConfigIssue: Sendable, Equatable, CustomStringConvertible {
@@ -14,6 +14,7 @@ public struct ConfigIssue: Sendable, Equatable, CustomStringConvertible {
 /// Every problem found in a config, reported at once.
 public struct ConfigValidationError: Error, Sendable, CustomStringConvertible {
     public let issues: [ConfigIssue]
+    public init(issues: [ConfigIssue]) { self.issues = issues }
     public var description: String {
         "invalid configuration (\(issues.count) problem\(issues.count == 1 ? "" : "s")):\n"
             + issues.map { "  - \($0)" }.joined(separator: "\n")
@@ -134,7 +135,7 @@ extension ConfigKeyBinding {
     }
 }
 
-/// Record names whose embedded schema ids are configurable, in SPEC §2 order.
+/// Record names whose embedded schema ids are configurable, in the order of the schema ids 1...6.
 public let schemaRecordNames = ["Chaser", "Aggregate", "Bill", "PaymentRequest", "PaymentFailed", "BillAggregate"]
 
 /// Map keys whose entries are free-form (passed through), not listed in `configKeyTable`.
@@ -163,7 +164,7 @@ let configKeyTable: [ConfigKeyBinding] =
         .string("ingestor.socket", \.ingestor.socket),
         .string("ingestor.stateDir", \.ingestor.stateDir),
         .optionalInt("ingestor.socketGid", \.ingestor.socketGid, range: 0...Int(Int32.max)),
-        .string("ingestor.schemaDir", \.ingestor.schemaDir),
+        .string("ingestor.schemaDir", \.ingestor.schemaDir, nonEmpty: false),
         .int("gateway.port", \.gateway.port, range: 1...65535),
         .int("gateway.healthPort", \.gateway.healthPort, range: 1...65535),
         .string("gateway.bindAddress", \.gateway.bindAddress),

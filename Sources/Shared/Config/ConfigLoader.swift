@@ -33,17 +33,24 @@ public enum ConfigLoader {
                     let parsed = try YAMLConfigFile.flatten(text)
                     fileValues = parsed.values
                     properties = parsed.properties
-                    issues += parsed.issues
+                    issues += parsed.issues.map { ConfigIssue(path: $0.path, message: "\($0.message) (in \(path))") }
                 } catch {
                     issues.append(ConfigIssue(path: path, message: error.message))
                 }
             }
         }
 
+        // Where each value came from, for error messages: the operator must know which one to fix.
+        var propertySources: [String: String] = [:]
+        for key in properties.keys { propertySources[key] = options.config.map { "in \($0)" } }
+
         // Environment: each key by swift-configuration's naming (kafka.bootstrapServers → KAFKA_BOOTSTRAP_SERVERS).
         for (name, value) in environment where name.hasPrefix(propertiesEnvPrefix) {
             let key = String(name.dropFirst(propertiesEnvPrefix.count).lowercased().map { $0 == "_" ? "." : $0 })
-            if !key.isEmpty { properties[key] = value }
+            if !key.isEmpty {
+                properties[key] = value
+                propertySources[key] = "from the environment variable \(name)"
+            }
         }
 
         var setValues: [String: String] = [:]
@@ -55,7 +62,9 @@ public enum ConfigLoader {
             let key = String(item[..<eq])
             let value = String(item[item.index(after: eq)...])
             if key.hasPrefix(passThroughMapPath + ".") {
-                properties[String(key.dropFirst(passThroughMapPath.count + 1))] = value
+                let property = String(key.dropFirst(passThroughMapPath.count + 1))
+                properties[property] = value
+                propertySources[property] = "from --set \(item)"
             } else if configKeyTable.contains(where: { $0.path == key }) {
                 setValues[key] = value
             } else {
@@ -68,19 +77,29 @@ public enum ConfigLoader {
         var secretPaths: Set<String> = []
         for binding in configKeyTable {
             // Precedence: --set, then the environment, then the file; the first source holding the key wins.
-            guard
-                let raw = setValues[binding.path] ?? environment[environmentName(binding.path)]
-                    ?? fileValues[binding.path]
-            else { continue }
+            let raw: String
+            let source: String
+            let variable = environmentName(binding.path)
+            if let value = setValues[binding.path] {
+                (raw, source) = (value, "from --set \(binding.path)=\(value)")
+            } else if let value = environment[variable] {
+                // Kubernetes Service links look like this (a Service named `gateway` sets GATEWAY_PORT).
+                let link = value.hasPrefix("tcp://") ? "; a Kubernetes Service link? set enableServiceLinks: false" : ""
+                (raw, source) = (value, "from the environment variable \(variable)\(link)")
+            } else if let value = fileValues[binding.path] {
+                (raw, source) = (value, "in \(options.config ?? "the config file")")
+            } else {
+                continue
+            }
             switch secrets.resolve(raw) {
             case .failure(let error):
-                issues.append(ConfigIssue(path: binding.path, message: error.description))
+                issues.append(ConfigIssue(path: binding.path, message: "\(error.description) (\(source))"))
             case .success(let resolved):
                 if resolved.usedSecret { secretPaths.insert(binding.path) }
                 if let problem = binding.apply(&config, resolved.value) {
                     // Never echo a secret's content in an error.
                     let message = resolved.usedSecret ? "invalid value (from a secret)" : problem
-                    issues.append(ConfigIssue(path: binding.path, message: message))
+                    issues.append(ConfigIssue(path: binding.path, message: "\(message) (\(source))"))
                 }
             }
         }
@@ -88,7 +107,8 @@ public enum ConfigLoader {
             let path = "\(passThroughMapPath).\(key)"
             switch secrets.resolve(raw) {
             case .failure(let error):
-                issues.append(ConfigIssue(path: path, message: error.description))
+                let source = propertySources[key].map { " (\($0))" } ?? ""
+                issues.append(ConfigIssue(path: path, message: error.description + source))
             case .success(let resolved):
                 config.kafka.properties[key] = resolved.value
                 if resolved.usedSecret || looksLikeCredential(key) { secretPaths.insert(path) }
@@ -100,6 +120,9 @@ public enum ConfigLoader {
         guard issues.isEmpty else { throw ConfigValidationError(issues: issues) }
         return LoadedConfig(config: config, secretPaths: secretPaths)
     }
+
+    /// The environment variable that sets the key at `path` (`gateway.healthPort` → `GATEWAY_HEALTH_PORT`).
+    public static func environmentVariable(of path: String) -> String { environmentName(path) }
 
     static func looksLikeCredential(_ key: String) -> Bool {
         let lowered = key.lowercased()

@@ -24,7 +24,8 @@ public enum ProcessStart {
 
     /// Loads the effective config, handles --print-config, bootstraps logging and metrics once.
     /// Bad config: every problem with its key path on stderr, then `.exit(78)`.
-    public static func begin(_ sources: ConfigSources, role: ProcessRole) -> Outcome {
+    /// - Parameter announce: log the "starting" line (false for one-shot commands such as `probe`).
+    public static func begin(_ sources: ConfigSources, role: ProcessRole, announce: Bool = true) -> Outcome {
         let loaded: LoadedConfig
         do {
             loaded = try ConfigLoader.loadWithSecrets(sources: sources, environment: ProcessEnvironment.variables())
@@ -39,8 +40,8 @@ public enum ProcessStart {
         LogSetup.bootstrap(loaded.config.log, role: role)
         MetricsSetup.bootstrap(role: role)
         let logger = Logger(label: "k8s-micro.\(role.rawValue).bootstrap")
-        logger.info(
-            "starting",
+        logger.log(
+            level: announce ? .info : .debug, "starting",
             metadata: [
                 "version": "\(Version.full)", "pod": "\(loaded.config.pod.name)",
                 "namespace": "\(loaded.config.pod.namespace)",

@@ -1,4 +1,4 @@
-// Partition → owning pod, built from the assignments the ingestors publish themselves (SPEC §8).
+// Partition → owning pod, built from the assignments the ingestors publish themselves (docs/routing.md).
 // Pure value type; the ingestor that builds it owns it on its routing thread and hands out copies.
 
 /// One ingestor's published claim: "member M, reachable at endpoint E, owns these partitions".

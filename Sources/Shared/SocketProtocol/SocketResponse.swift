@@ -5,7 +5,7 @@ package enum SocketResponse: Sendable, Equatable {
     // Success (status ok), one per operation.
     case pong
     case health(HealthReport)
-    /// The aggregate rendered as JSON (SPEC §5), UTF-8 bytes.
+    /// The aggregate rendered as JSON (the API's JSON), UTF-8 bytes.
     case value(json: [UInt8])
     case keys(KeyPage)
     case owner(KeyOwner)
@@ -128,7 +128,7 @@ package struct KeyOwner: Sendable, Equatable {
     }
 }
 
-/// Partition → gateway endpoint, as the ingestors publish it (SPEC §8).
+/// Partition → gateway endpoint, as the ingestors publish it.
 package struct RoutingInfo: Sendable, Equatable {
     /// Increases whenever the table changes.
     package var epoch: UInt64

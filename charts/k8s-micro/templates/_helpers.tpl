@@ -86,3 +86,9 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
+
+{{/* Label matchers that pick this release's series in alerts: the scrape (PodMonitor or the prometheus.io
+annotations with the usual kubernetes_sd relabelling) adds namespace and pod. */}}
+{{- define "k8s-micro.metricsSelector" -}}
+{{- .Values.metrics.prometheusRule.selector | default (printf "namespace=%q, pod=~%q" .Release.Namespace (printf "%s-.*" (include "k8s-micro.fullname" .))) }}
+{{- end }}
