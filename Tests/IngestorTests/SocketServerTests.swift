@@ -275,7 +275,8 @@ struct SocketServerFixture {
         #expect(access(path, F_OK) == 0)
     }
 
-    @Test func stopAnswersInFlightThenCloses() throws {
+    /// A server whose handler holds one get ("a", id 1) of the returned client, unanswered.
+    static func oneParkedRequest() throws -> (ParkingHandler, SocketServerFixture, SocketClient) {
         let handler = ParkingHandler()
         let fixture = try SocketServerFixture(handler: handler)
         let client = try fixture.client()
@@ -287,6 +288,11 @@ struct SocketServerFixture {
             waited += 1
         }
         #expect(handler.count == 1)
+        return (handler, fixture, client)
+    }
+
+    @Test func stopAnswersInFlightThenCloses() throws {
+        let (handler, fixture, client) = try Self.oneParkedRequest()
         // Stop while the request is in flight; its answer, given within the grace period, still arrives.
         fixture.server.stop()
         handler.release()
@@ -303,17 +309,7 @@ struct SocketServerFixture {
     }
 
     @Test func stopClosesAfterTheGraceWhenNoAnswerComes() throws {
-        let handler = ParkingHandler()
-        let fixture = try SocketServerFixture(handler: handler)
-        let client = try fixture.client()
-        try client.enqueue(.get(store: "s", key: "a"), id: 1)
-        try client.flush()
-        var waited = 0
-        while handler.count == 0, waited < 5000 {
-            usleep(1000)
-            waited += 1
-        }
-        #expect(handler.count == 1)
+        let (_, fixture, client) = try Self.oneParkedRequest()
         fixture.server.stop()
         fixture.server.join()
         #expect(throws: SocketClientError.closedByPeer) { _ = try client.receive() }

@@ -446,6 +446,20 @@ def test_connection_cap(binaries, run_env, tmp_path):
 OP_PING, OP_HEALTH, OP_GET, OP_LIST, OP_OWNER, OP_ROUTING, OP_METRICS, OP_PUBLISH, OP_STOP = range(1, 10)
 
 
+def accept_forever(server: socket.socket, serve) -> None:
+    """Accepts on `server` until it is closed; each connection is served by `serve(conn)` on its own thread."""
+
+    def loop():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=loop, daemon=True).start()
+
+
 def _string(b: bytes) -> bytes:
     return struct.pack(">I", len(b)) + b
 
@@ -470,16 +484,11 @@ class FakeIngestor:
         self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.server.bind(path)
         self.server.listen(8)
-        threading.Thread(target=self._accept, daemon=True).start()
+        accept_forever(self.server, self._accepted)
 
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.server.accept()
-            except OSError:
-                return
-            self.clients.append(conn)
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+    def _accepted(self, conn: socket.socket):
+        self.clients.append(conn)
+        self._serve(conn)
 
     def _serve(self, conn):
         buf = b""
@@ -901,18 +910,11 @@ class FlakyPeer:
         self.answered = 0
         self.server = socket.create_server(("127.0.0.1", 0))
         self.endpoint = f"127.0.0.1:{self.server.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
+        accept_forever(self.server, self._serve)
 
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.server.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(conn, self.connections <= self.drop), daemon=True).start()
-
-    def _serve(self, conn: socket.socket, drop: bool):
+    def _serve(self, conn: socket.socket):
+        self.connections += 1
+        drop = self.connections <= self.drop
         buf = b""
         with conn:
             while True:
