@@ -7,15 +7,12 @@ Expected state comes from reference_model.py. About 2 minutes in all.
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import requests
-import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 import reference_model as rm
@@ -293,3 +290,32 @@ def test_documented_metrics_move_with_the_work(tansu, pod_factory, binaries, run
             assert value(after, name, process=process) > 0, (process, name)
         assert value(after, "process_cpu_seconds_total", process=process) >= \
             value(before, "process_cpu_seconds_total", process=process)
+
+
+# --- graceful leave -----------------------------------------------------------------------------------------
+
+
+def test_graceful_leave_withdraws_the_claim_and_hands_partitions_over(tansu, pod_factory, binaries, run_env):
+    """A SIGTERM'd ingestor's last routing claim is empty (its partitions lose their owner at once, not after
+    the claim's 10 s expiry); the survivor takes every partition and serves every key exactly. (That the
+    LeaveGroup spares the session timeout is not asserted: on tansu every join is held for half the session
+    timeout, so the two cannot be told apart without timing.)"""
+    a = ingestor_pod(pod_factory, tansu)
+    b = pod_factory(tansu, name="podb", kafka={"commitInterval": 100})
+    start_ingestor(a)
+    start_ingestor(b)
+    wait_until(lambda: socket_metrics(a.socket_path).get("partitions_assigned", 0) >= 1
+               and socket_metrics(b.socket_path).get("partitions_assigned", 0) >= 1
+               and socket_ready(a.socket_path) and socket_ready(b.socket_path), 90, interval=0.5,
+               what="both members hold partitions")
+    generate(a, binaries, run_env, "--total", "600", "--rate", "0", "--keys", "30", "--seed", "4")
+    expected = rm.expected_aggregates(tansu.bootstrap)
+    assert b.signal("ingestor", signal.SIGTERM, wait=30) == 0
+    b_endpoint = f"127.0.0.1:{b.config['gateway']['port']}"
+    claims = [json.loads(v) for _, _, _, v in rm.read_topic(tansu.bootstrap, "k8s-micro-routing", timeout=30) if v]
+    mine = [c for c in claims if c.get("endpoint") == b_endpoint]
+    assert any(c["partitions"] for c in mine) and mine[-1]["partitions"] == [], mine[-3:]
+    wait_until(lambda: socket_metrics(a.socket_path).get("partitions_assigned") == 4, 60, interval=0.5,
+               what=f"a takes b's partitions after b left\n{a.logs_tail()}")
+    wait_exact(a, expected, 60)
+    assert a.signal("ingestor", signal.SIGTERM, wait=30) == 0
