@@ -1,6 +1,6 @@
 # Developer shortcuts; the README's two front-door commands are scripts/run.sh and scripts/test.sh.
 SHELL := /bin/bash
-.PHONY: run test unit lint format dev bench fuzz clean setup
+.PHONY: run test unit lint format dev bench clean setup
 
 setup:
 	bash scripts/setup.sh
@@ -25,15 +25,12 @@ format:
 dev:
 	bash scripts/dev.sh
 
-fuzz:
-	bash scripts/fuzz-socket.sh
-
 # Every benchmark, each printing its figures (release builds; several minutes), then the pictures
 # (docs/bench/*.png). docs/benchmarks.md has results. `make bench-peers` compares with Quix Streams.
 bench: bench-socket bench-query-load bench-gateway bench-forwarding bench-ingestor bench-restore
 	$(MAKE) bench-plots
 
 clean:
-	rm -rf .build run
+	rm -rf .build .build-fuzz run
 
 -include mk/*.mk

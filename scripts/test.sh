@@ -20,5 +20,8 @@ shellcheck -x scripts/*.sh .ci/run
 step "unit tests (swift test)"
 swift test --skip-build 2>&1 | tail -n 25
 
+step "fuzz (every libFuzzer target briefly; make fuzz runs them longer)"
+FUZZ_SECONDS="${FUZZ_SECONDS:-10}" FUZZ_OPT="${FUZZ_OPT:--Onone}" bash scripts/fuzz.sh
+
 step "integration tests (pytest: tansu, processes, socket, HTTP, chart)"
 .venv/bin/python -m pytest Tests/Integration -q -p no:cacheprovider "$@"

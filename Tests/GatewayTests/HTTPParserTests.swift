@@ -148,4 +148,17 @@ struct HTTPParserTests {
             #expect(String(decoding: digits, as: UTF8.self) == String(n))
         }
     }
+
+    /// Fuzz regression (Tests/Fuzz/HTTPRequestFuzz/regressions): a header name split across reads was
+    /// counted once per piece against the header limit, so chunking changed the verdict (431 or not).
+    @Test func headerLimitDoesNotDependOnReadBoundaries() {
+        var limits = HTTPLimits()
+        limits.maxHeaderBytes = 40
+        let request = "GET / HTTP/1.1\r\nHost: x\r\nX-Twenty-Two-Bytes-Nm: y\r\n\r\n"
+        let whole = HTTPRequestParser(limits: limits)
+        #expect(whole.feed(request) == nil && whole.completed.count == 1)
+        let bytewise = HTTPRequestParser(limits: limits)
+        for c in request { #expect(bytewise.feed(String(c)) == nil) }
+        #expect(bytewise.completed.count == 1)
+    }
 }

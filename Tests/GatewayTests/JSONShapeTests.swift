@@ -1,4 +1,4 @@
-// JSON shapes: the error body, health bodies, key pages, escaping; the edge JSON reader and event validation.
+// JSON shapes: the error body, health bodies, key pages, escaping; event validation at the edge.
 import Shared
 import Testing
 
@@ -6,7 +6,7 @@ import Testing
 
 struct JSONShapeTests {
     private func object(_ text: String) -> [(String, JSONValue)]? {
-        guard case .object(let members)? = try? MiniJSONParser.parse(Array(text.utf8)) else { return nil }
+        guard case .object(let members)? = try? JSONParser.parse(Array(text.utf8)) else { return nil }
         return members
     }
 
@@ -57,17 +57,6 @@ struct JSONShapeTests {
             if case .success = DataHandlers.KeyQuery.parse([bad]) { Issue.record("\(bad) accepted") }
         }
         if case .success = DataHandlers.KeyQuery.parse(nil) { Issue.record("malformed query accepted") }
-    }
-
-    @Test func miniJSON() throws {
-        #expect(
-            try MiniJSONParser.parse(Array(#" {"a":[1,-2.5e3,true,null,"\u00e9\ud83d\ude00"]} "#.utf8))
-                == .object([("a", .array([.number("1"), .number("-2.5e3"), .bool(true), .null, .string("é😀")]))]))
-        for bad in ["", "{", "[1,]", "{\"a\":}", "01", "1.", "\"\\x\"", "\"\u{1}\"", "nul", "{} x", "\"\\ud800\""] {
-            #expect(throws: JSONSyntaxError.self, "\(bad)") { try MiniJSONParser.parse(Array(bad.utf8)) }
-        }
-        let deep = String(repeating: "[", count: 100) + String(repeating: "]", count: 100)
-        #expect(throws: JSONSyntaxError.self) { try MiniJSONParser.parse(Array(deep.utf8)) }
     }
 
     @Test func eventValidation() {

@@ -1,5 +1,6 @@
 // The OpenAPI document embedded at build time (EmbedFilesPlugin) is openapi/openapi.json, byte for byte.
 import Glibc
+import Shared
 import Testing
 
 @testable import Gateway
@@ -30,7 +31,7 @@ struct OpenAPITests {
     }
 
     @Test func documentIsValidJSONWithEveryRoute() throws {
-        guard case .object(let doc) = try MiniJSONParser.parse(OpenAPIDocument.bytes),
+        guard case .object(let doc) = try JSONParser.parse(OpenAPIDocument.bytes),
             case .object(let paths)? = doc.first(where: { $0.0 == "paths" })?.1
         else {
             Issue.record("not an object with paths")
@@ -43,7 +44,7 @@ struct OpenAPITests {
     }
 
     @Test func prefixBecomesTheServerURL() throws {
-        guard case .object(let doc) = try MiniJSONParser.parse(StaticHandlers.openAPIDocument(prefix: "/api")),
+        guard case .object(let doc) = try JSONParser.parse(StaticHandlers.openAPIDocument(prefix: "/api")),
             case .array(let servers)? = doc.first(where: { $0.0 == "servers" })?.1,
             case .object(let first)? = servers.first
         else {

@@ -74,6 +74,12 @@ import Testing
             AvroFixtures.frame(1, [0x0e, 0x41]), AvroFixtures.frame(1, [0x02, 0x41, 0x02, 0x41, 0x02, 0x04, 0x04]),
             AvroFixtures.frame(1, [0x01]), AvroFixtures.frame(1, Array(repeating: 0xff, count: 12)),
             AvroFixtures.frame(99, [0]), aggregate,
+            // Absurd string lengths (fuzz regressions, Tests/Fuzz/AvroRecordFuzz/regressions): avro-c's
+            // allocation of the declared length fails; both sides reject the record as corrupt.
+            AvroFixtures.frame(1, [0x80, 0x80, 0x80, 0x80, 0x80, 0x40, 0x41]),
+            AvroFixtures.frame(
+                3,
+                [0x04, 0x62, 0x31, 0x04, 0x63, 0x31, 0x04, 0x6f, 0xcf, 0x17, 0xf8, 0xf9, 0xba, 0xaa, 0xad, 0xf8, 0x7a]),
         ]
         func reason(_ codec: (UnsafeRawBufferPointer) throws(DecodeFailure) -> InputEvent, _ bytes: [UInt8]) -> String?
         {

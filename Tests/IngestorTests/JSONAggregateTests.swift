@@ -1,4 +1,5 @@
 // Tests of AggregateJSON (the API's JSON shapes) and the JSON string escaping.
+import Shared
 import Testing
 
 @testable import Ingestor

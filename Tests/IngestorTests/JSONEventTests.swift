@@ -94,23 +94,6 @@ import Testing
         #expect(rejection("[1,2]")?.contains("JSON object") == true)
     }
 
-    @Test func parserValues() throws {
-        let v = try JSONParser.parse(
-            #"{"a":[1,-2,3.5,1e2,true,false,null,"x\u00e9\ud83d\ude00\/"],"b":{},"c":[],"d":-0,"e":9223372036854775807}"#
-        )
-        #expect(
-            v["a"]
-                == .array([
-                    .int(1), .int(-2), .double(3.5), .double(100), .bool(true), .bool(false), .null,
-                    .string("xé😀/"),
-                ]))
-        #expect(v["b"] == .object([]))
-        #expect(v["c"] == .array([]))
-        #expect(v["d"] == .int(0))
-        #expect(v["e"] == .int(Int64.max))
-        #expect(try JSONParser.parse(v.serialized) == v)
-    }
-
     @Test func randomBytesNeverCrash() {
         var rng = SplitMix64(seed: 42)
         let alphabet = Array(#"{}[]:,"\ tfnu0123456789.-eE"#.utf8) + [0x00, 0xFF, 0x80]

@@ -19,6 +19,18 @@ import Testing
         #expect(KafkaStatistics.partitionLags(Array("not json".utf8)).isEmpty)
     }
 
+    @Test func brokerStateComesFromRealBrokersOnly() {
+        // Bootstrap entries (nodeid -1) do not count: after a restart librdkafka may be connected to the
+        // bootstrap address before it knows the broker again.
+        func stats(_ brokers: String) -> [UInt8] { Array(#"{"name":"c","brokers":{\#(brokers)}}"#.utf8) }
+        let up = stats(#""a:1/111":{"nodeid":111,"state":"UP"},"a:1/bootstrap":{"nodeid":-1,"state":"DOWN"}"#)
+        let down = stats(#""a:1/111":{"nodeid":111,"state":"CONNECT"},"a:1/bootstrap":{"nodeid":-1,"state":"UP"}"#)
+        #expect(KafkaStatistics.anyBrokerUp(up) == true)
+        #expect(KafkaStatistics.anyBrokerUp(down) == false)
+        #expect(KafkaStatistics.anyBrokerUp(Array(#"{"name":"c"}"#.utf8)) == nil)
+        #expect(KafkaStatistics.anyBrokerUp(Array("not json".utf8)) == nil)
+    }
+
     /// Under exactly_once_v2 librdkafka's committed offset never moves (the producer commits), so its
     /// consumer_lag is -1: the lag comes from the Fetch high watermark and the application position.
     @Test func lagFollowsTheApplicationPositionWhenLibrdkafkaHasNone() {

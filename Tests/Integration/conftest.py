@@ -118,13 +118,17 @@ class Tansu:
             return s.connect_ex((self.host, self.port)) == 0
 
     def create_topic(self, name: str, partitions: int = 4, config: str | None = None) -> None:
-        cmd = [str(TANSU), "topic", "create", "--broker", f"tcp://{self.bootstrap}", "--partitions", str(partitions)]
-        if config:
-            cmd += ["--config", config]
-        subprocess.run(cmd + [name], check=True, capture_output=True, env=run_environment(), timeout=30)
+        create_topic(self.bootstrap, name, partitions, config)
 
     def stop(self) -> None:
         stop_process(self.proc, 5)
+
+
+def create_topic(bootstrap: str, name: str, partitions: int = 4, config: str | None = None) -> None:
+    cmd = [str(TANSU), "topic", "create", "--broker", f"tcp://{bootstrap}", "--partitions", str(partitions)]
+    if config:
+        cmd += ["--config", config]
+    subprocess.run(cmd + [name], check=True, capture_output=True, env=run_environment(), timeout=30)
 
 
 @pytest.fixture

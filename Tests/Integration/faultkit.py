@@ -23,6 +23,11 @@ FaultProxy(upstream_host, upstream_port)
     `.port`, `.address`, `.stop()`. `.connections(clients=None)` counts live connections.
 
 kill9(proc) / sigstop(proc) / sigcont(proc); `with frozen(proc): ...` (SIGSTOP for the block).
+
+Supervisor(pod, "ingestor")
+    Kubernetes' restartPolicy Always for one of a pod's processes: when it exits on its own it is started
+    again (after `backoff` s); `.exits` lists the exit statuses seen. Use as a context manager; stop it
+    (leave the block) before a deliberate SIGTERM.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from pathlib import Path
 
 import requests
 
-from conftest import TANSU, VENV, free_port, run_environment, wait_until
+from conftest import TANSU, VENV, create_topic, free_port, run_environment, stop_process, wait_until
 
 # --- processes ------------------------------------------------------------------------------------------------
 
@@ -76,6 +81,44 @@ def listening(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
         return s.connect_ex((host, port)) == 0
+
+
+class BackgroundLoop:
+    """A daemon thread running `_run` for the duration of a `with` block; `_run` ends when `_stop` is set."""
+
+    def __init__(self, name: str):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=name)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class Supervisor(BackgroundLoop):
+    def __init__(self, pod, name: str = "ingestor", backoff: float = 1.0):
+        super().__init__(f"supervise-{name}")
+        self.pod = pod
+        self.name = name
+        self.backoff = backoff
+        self.exits: list[int] = []
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            proc = self.pod.procs.get(self.name)
+            if proc is None or proc.poll() is None:
+                continue
+            self.exits.append(proc.returncode)
+            if self._stop.wait(self.backoff):
+                return
+            getattr(self.pod, f"start_{self.name}")()
 
 
 # --- the fault proxy ------------------------------------------------------------------------------------------
@@ -340,12 +383,7 @@ class LocalBucket:
         assert answer.status_code in (200, 409), answer.text  # 409: it exists (a restart)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                kill9(self.proc)
+        stop_process(self.proc, 5)
 
 
 class DurableTansu:
@@ -375,10 +413,7 @@ class DurableTansu:
         wait_until(lambda: listening(self.host, self.port), 30, what=f"durable tansu on {self.direct}")
 
     def create_topic(self, name: str, partitions: int = 4, config: str | None = None) -> None:
-        cmd = [str(TANSU), "topic", "create", "--broker", f"tcp://{self.direct}", "--partitions", str(partitions)]
-        if config:
-            cmd += ["--config", config]
-        subprocess.run(cmd + [name], check=True, capture_output=True, env=run_environment(), timeout=30)
+        create_topic(self.direct, name, partitions, config)
 
     @property
     def running(self) -> bool:
@@ -393,11 +428,7 @@ class DurableTansu:
     def stop(self, timeout: float = 5) -> None:
         """Broker only (graceful); `close()` also stops the proxy and the S3 server."""
         if self.running and self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                kill9(self.proc)
+            stop_process(self.proc, timeout)
         self.proxy.close_all()
 
     def restart(self) -> None:

@@ -56,4 +56,22 @@ private func announce(
         #expect(table.members.isEmpty)
         #expect(table.owner(ofKey: "abc", now: 15_000) == nil)
     }
+
+    /// Fuzz regression (Tests/Fuzz/RoutingRecordFuzz/regressions/expiry-overflow.json): a routing record with
+    /// `time` near Int64.max trapped on `time + ttlMs`, crashing every ingestor that read it.
+    @Test func extremeTimesDoNotTrap() {
+        func claim(time: Int64, ttlMs: Int64) -> RoutingAnnouncement {
+            RoutingAnnouncement(
+                member: "m", endpoint: "e", partitions: [0], partitionCount: 1, epoch: 0, time: time, ttlMs: ttlMs)
+        }
+        #expect(!claim(time: .max, ttlMs: 1).isExpired(now: .max))
+        #expect(claim(time: .min, ttlMs: -1).isExpired(now: .min))
+        #expect(claim(time: 10, ttlMs: 5).isExpired(now: 15))
+        #expect(!claim(time: 10, ttlMs: 5).isExpired(now: 14))
+        var table = AssignmentTable()
+        table.apply(claim(time: .max, ttlMs: .max))
+        #expect(table.owner(ofKey: "k", now: 0)?.partition == 0)
+        table.expire(now: .max)
+        #expect(table.members.count == 1)
+    }
 }

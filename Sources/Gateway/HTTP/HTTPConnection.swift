@@ -43,6 +43,8 @@ final class HTTPConnection: StreamHandleDelegate, ResponseSink {
     private var writeStartMs: UInt64?
     /// When the sweep timer should act on this connection (loop ms).
     private(set) var deadlineMs: UInt64 = .max
+    /// The buffered bytes last reported to the server's budget (kept by the server).
+    var accountedBytes = 0
 
     init(id: Int, stream: StreamHandle, server: HTTPServer) {
         self.id = id
@@ -52,16 +54,37 @@ final class HTTPConnection: StreamHandleDelegate, ResponseSink {
         stream.delegate = self
         stream.setNoDelay()
         deadlineMs = server.nowMs + server.limits.idleTimeoutMs
+    }
+
+    /// Starts reading, once the server has registered the connection.
+    func start() {
         stream.startReading()
+        settle()
     }
 
     private var pending: Int { slots.count - slotHead }
+    /// The oldest unanswered request has its answer: what remains waits on the client, not on us.
+    private var headAnswered: Bool { slotHead < slots.count && slots[slotHead].response != nil }
 
     // MARK: StreamHandleDelegate
 
     func streamDidRead(_ bytes: UnsafeRawBufferPointer) {
         if closing || lingering { return }  // input after the last answer is discarded
-        let error = parser.feed(bytes)
+        process(parser.feed(bytes))
+        pumpHeld()
+        // Back-pressure: too many unanswered requests or unparsed bytes, or a client that does not read.
+        if !closed, !closing,
+            pending >= server.limits.maxPipelined || parser.hasHeldBytes
+                || stream.pendingWriteBytes > Self.maxQueuedWriteBytes
+        {
+            stream.stopReading()
+            readPaused = true
+        }
+        settle()
+    }
+
+    /// Dispatches what the parser completed, answers its error if any, and writes what is ready.
+    private func process(_ error: HTTPParseError?) {
         dispatching = true
         dispatchCompleted()
         if let error {
@@ -72,12 +95,14 @@ final class HTTPConnection: StreamHandleDelegate, ResponseSink {
         }
         dispatching = false
         flush()
-        // Back-pressure: too many unanswered requests, or a client that does not read its answers.
-        if !closing, pending >= server.limits.maxPipelined || stream.pendingWriteBytes > Self.maxQueuedWriteBytes {
-            stream.stopReading()
-            readPaused = true
+    }
+
+    /// Parses requests held back at the pipelining bound while answers make room (each round either
+    /// empties the held bytes or dispatches a full batch, so it ends).
+    private func pumpHeld() {
+        while !closed, !closing, !lingering, parser.hasHeldBytes, pending < server.limits.maxPipelined {
+            process(parser.resume())
         }
-        updateDeadline()
     }
 
     func streamDidEnd(error: UVError?) {
@@ -86,6 +111,7 @@ final class HTTPConnection: StreamHandleDelegate, ResponseSink {
         peerClosed = true
         if error == nil, pending > 0, !lingering {
             closing = true
+            settle()  // sheddable now: under pressure its answer is the cheapest one to give up
             return
         }
         close()
@@ -93,15 +119,23 @@ final class HTTPConnection: StreamHandleDelegate, ResponseSink {
 
     func streamDidDrainWrites() {
         writeStartMs = nil
-        if readPaused && !closing && pending < server.limits.maxPipelined / 2 {
+        if headAnswered {
+            flush()  // answers held back by the output bound
+        }
+        pumpHeld()
+        if closed || lingering { return }
+        if readPaused && !closing && pending < server.limits.maxPipelined / 2 && !parser.hasHeldBytes {
             readPaused = false
             stream.startReading()
         }
-        if closing && pending == 0 { finish() }
-        updateDeadline()
+        if closing && pending == 0 && !stream.hasPendingWrites { finish() }
+        settle()
     }
 
     func streamDidClose() {
+        // close() has told the server already (which may be gone by now, after a drain).
+        guard !closed else { return }
+        closed = true
         server.connectionClosed(self)
     }
 
@@ -200,6 +234,7 @@ final class HTTPConnection: StreamHandleDelegate, ResponseSink {
     func flushQueuedAnswers() {
         flushQueued = false
         flush()
+        pumpHeld()
     }
 
     /// Encodes every completed response at the head of the queue and writes them at once.
@@ -207,37 +242,43 @@ final class HTTPConnection: StreamHandleDelegate, ResponseSink {
         guard !closed else { return }
         var closeAfter = false
         let date = server.date.line
-        while slotHead < slots.count, let response = slots[slotHead].response {
-            let slot = slots[slotHead]
-            let keepAlive = slot.keepAlive && !response.close && !server.draining
-            ResponseEncoder.encode(
-                response, into: &out, keepAlive: keepAlive, http10KeepAlive: slot.http10KeepAlive,
-                omitBody: slot.omitBody, date: date)
-            server.metrics.request(
-                route: slot.route, method: slot.method, status: response.status,
-                nanoseconds: MonotonicClock.nanoseconds() &- slot.startNs)
-            slots[slotHead].response = nil
-            slotHead += 1
-            headSequence += 1
-            if !keepAlive {
-                closeAfter = true
-                break
+        // Batches of at most the output bound; the next batch when the kernel took this one at once.
+        repeat {
+            while slotHead < slots.count, let response = slots[slotHead].response {
+                // Answers past the bound wait in their slots until the client reads (streamDidDrainWrites).
+                if !out.isEmpty, out.count + stream.pendingWriteBytes >= Self.maxQueuedWriteBytes { break }
+                let slot = slots[slotHead]
+                let keepAlive = slot.keepAlive && !response.close && !server.draining
+                ResponseEncoder.encode(
+                    response, into: &out, keepAlive: keepAlive, http10KeepAlive: slot.http10KeepAlive,
+                    omitBody: slot.omitBody, date: date)
+                server.metrics.request(
+                    route: slot.route, method: slot.method, status: response.status,
+                    nanoseconds: MonotonicClock.nanoseconds() &- slot.startNs)
+                slots[slotHead].response = nil
+                slotHead += 1
+                headSequence += 1
+                if !keepAlive {
+                    closeAfter = true
+                    break
+                }
             }
-        }
-        if slotHead == slots.count {
-            slots.removeAll(keepingCapacity: true)
-            slotHead = 0
-        }
-        if !out.isEmpty {
-            let ok = stream.write(out)
-            out.removeAll(keepingCapacity: true)
-            if !ok {
-                server.metrics.socketError("write")
-                close()
-                return
+            if slotHead == slots.count {
+                slots.removeAll(keepingCapacity: true)
+                slotHead = 0
             }
-            if stream.hasPendingWrites, writeStartMs == nil { writeStartMs = server.nowMs }
-        }
+            if !out.isEmpty {
+                let ok = stream.write(out)
+                // A large batch's buffer is not kept: thousands of idle connections would each hold one.
+                if out.capacity > 16 * 1024 { out = [] } else { out.removeAll(keepingCapacity: true) }
+                if !ok {
+                    server.metrics.socketError("write")
+                    close()
+                    return
+                }
+                if stream.hasPendingWrites, writeStartMs == nil { writeStartMs = server.nowMs }
+            }
+        } while !closeAfter && headAnswered && !stream.hasPendingWrites
         if closeAfter {
             closing = true
             slots.removeAll()
@@ -249,11 +290,11 @@ final class HTTPConnection: StreamHandleDelegate, ResponseSink {
             finish()
             return
         }
-        if readPaused && pending < server.limits.maxPipelined / 2 && !stream.hasPendingWrites {
+        if readPaused && pending < server.limits.maxPipelined / 2 && !stream.hasPendingWrites && !parser.hasHeldBytes {
             readPaused = false
             stream.startReading()
         }
-        updateDeadline()
+        settle()
     }
 
     /// The last answer is written: send FIN and linger briefly so the client reads it before RST.
@@ -270,9 +311,19 @@ final class HTTPConnection: StreamHandleDelegate, ResponseSink {
             stream.startReading()
         }
         deadlineMs = server.nowMs + 2_000
+        settle()
     }
 
     // MARK: timeouts and drain
+
+    /// After every event: the next deadline, and what the server's shedding and byte budget need to know.
+    private func settle() {
+        guard !closed else { return }
+        updateDeadline()
+        server.update(
+            self, sheddable: pending == 0 || headAnswered || peerClosed,
+            bufferedBytes: parser.bufferedBytes + stream.pendingWriteBytes)
+    }
 
     private func updateDeadline() {
         guard !lingering, !closed else { return }
@@ -335,5 +386,6 @@ final class HTTPConnection: StreamHandleDelegate, ResponseSink {
         closed = true
         deadlineMs = .max
         stream.close()
+        server.connectionClosed(self)
     }
 }

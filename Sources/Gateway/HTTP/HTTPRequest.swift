@@ -57,4 +57,7 @@ struct HTTPLimits: Sendable {
     var writeTimeoutMs: UInt64 = 30_000
     /// Requests parsed but not yet answered on one connection before reading pauses.
     var maxPipelined = 64
+    /// Bytes one listener may hold for requests still arriving and answers not yet taken by the kernel,
+    /// over all its connections; past it the connections sheddable longest are closed (SheddingQueue).
+    var maxBufferedBytes = 8 << 20
 }

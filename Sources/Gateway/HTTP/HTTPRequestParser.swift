@@ -46,6 +46,15 @@ final class HTTPRequestParser {
     private var headerBytes = 0
     private var body: [UInt8] = []
 
+    /// Bytes read but not parsed yet: parsing pauses once `limits.maxPipelined` requests wait in
+    /// `completed`, so a pipelining flood holds raw bytes (at most a few reads), not thousands of requests.
+    private var held: [UInt8] = []
+    /// Parsing paused at the pipelining bound; `resume()` goes on once the owner took requests.
+    var hasHeldBytes: Bool { !held.isEmpty }
+
+    /// Memory held for the request in progress (target, headers, body) and unparsed bytes.
+    var bufferedBytes: Int { url.capacity + headers.storage.capacity + body.capacity + held.capacity }
+
     init(limits: HTTPLimits) {
         self.limits = limits
         parser = .allocate(capacity: 1)
@@ -78,10 +87,34 @@ final class HTTPRequestParser {
     @discardableResult
     func feed(_ bytes: UnsafeRawBufferPointer) -> HTTPParseError? {
         if let failure { return failure }
-        guard !upgraded, let base = bytes.baseAddress, bytes.count > 0 else { return nil }
+        guard !upgraded, bytes.count > 0 else { return nil }
+        if !held.isEmpty {
+            held.append(contentsOf: bytes)
+            return resume()
+        }
+        return execute(bytes)
+    }
+
+    /// Parses held bytes once `completed` has room again; returns like `feed`.
+    @discardableResult
+    func resume() -> HTTPParseError? {
+        if let failure { return failure }
+        guard !held.isEmpty, !upgraded, completed.count < limits.maxPipelined else { return nil }
+        let bytes = held
+        held = []
+        return bytes.withUnsafeBytes { execute($0) }
+    }
+
+    private func execute(_ bytes: UnsafeRawBufferPointer) -> HTTPParseError? {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return nil }
         let consumed = http_parser_execute(
             parser, settings, base.assumingMemoryBound(to: CChar.self), bytes.count)
         let errno = http_errno(rawValue: parser.pointee.http_errno)
+        if errno == HPE_PAUSED {
+            http_parser_pause(parser, 0)
+            held.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[min(consumed, bytes.count)...]))
+            return nil
+        }
         if errno != HPE_OK {
             let error = failure ?? Self.map(errno, bytes: bytes, at: consumed)
             failure = error
@@ -152,14 +185,16 @@ final class HTTPRequestParser {
 
     private func onHeaderField(_ at: UnsafePointer<CChar>?, _ n: Int) -> Int32 {
         guard let at else { return 0 }
-        headerBytes += n + 4  // ": " and CRLF count too
+        let before = headers.count
+        headers.appendName(UnsafeRawBufferPointer(start: at, count: n))
+        let startsField = headers.count > before
+        // ": " and CRLF count too, once per field (a name split across reads arrives in pieces).
+        headerBytes += n + (startsField ? 4 : 0)
         if headerBytes > limits.maxHeaderBytes {
             failure = .headersTooLarge
             return 1
         }
-        let before = headers.count
-        headers.appendName(UnsafeRawBufferPointer(start: at, count: n))
-        if headers.count > before, headers.count > limits.maxHeaderCount {
+        if startsField, headers.count > limits.maxHeaderCount {
             failure = .headersTooLarge
             return 1
         }
@@ -229,6 +264,7 @@ final class HTTPRequestParser {
         url.removeAll(keepingCapacity: true)
         phase = .idle
         continueRequested = false
+        if completed.count >= limits.maxPipelined { http_parser_pause(parser, 1) }
         return 0
     }
 }

@@ -26,6 +26,10 @@ final class HTTPServer {
     private var flushedThisIteration = true
     private var afterIO: LoopCheck?
     private var beforeIO: LoopCheck?
+    /// Idle, incomplete and non-reading connections, oldest first: what goes when the cap or budget is hit.
+    private var sheddable = SheddingQueue()
+    /// Request bytes still arriving plus answer bytes not yet taken by the kernel, over all connections.
+    private(set) var bufferedBytes = 0
 
     /// The port actually bound.
     var port: Int { listener?.port ?? 0 }
@@ -81,7 +85,8 @@ final class HTTPServer {
             metrics.socketError("accept")
             return
         }
-        if draining || connections.count >= maxConnections {
+        // At the cap, the connection sheddable longest makes room; 503 only when every one is busy.
+        if draining || (connections.count >= maxConnections && !shedOldest(reason: "connections")) {
             metrics.connectionRejected()
             _ = stream.write(Self.busy)
             stream.close()
@@ -91,16 +96,46 @@ final class HTTPServer {
         let connection = HTTPConnection(id: nextId, stream: stream, server: self)
         connections[nextId] = connection
         metrics.connection(listener: name, delta: 1)
+        connection.start()
     }
 
+    /// A connection is closing: its slot and buffered bytes are free now (its handle closes a bit later).
     func connectionClosed(_ connection: HTTPConnection) {
         guard connections.removeValue(forKey: connection.id) != nil else { return }
+        sheddable.remove(connection.id)
+        bufferedBytes -= connection.accountedBytes
         metrics.connection(listener: name, delta: -1)
         if draining && connections.isEmpty { finishDrain() }
     }
 
+    /// A connection's state changed: whether it may be shed, and how many bytes it now holds. Over the
+    /// budget, the connections sheddable longest are closed (possibly `connection` itself).
+    func update(_ connection: HTTPConnection, sheddable isSheddable: Bool, bufferedBytes bytes: Int) {
+        guard connections[connection.id] != nil else { return }
+        if isSheddable {
+            sheddable.add(connection.id)
+        } else {
+            sheddable.remove(connection.id)
+        }
+        bufferedBytes += bytes - connection.accountedBytes
+        connection.accountedBytes = bytes
+        while bufferedBytes > limits.maxBufferedBytes, shedOldest(reason: "memory") {}
+    }
+
+    /// Closes the connection sheddable longest; false when there is none.
+    private func shedOldest(reason: String) -> Bool {
+        while let id = sheddable.popOldest() {
+            guard let victim = connections[id] else { continue }
+            metrics.connectionShed(reason: reason)
+            victim.close()
+            return true
+        }
+        return false
+    }
+
     /// Called by the shared sweep timer: acts on connections whose deadline passed.
     func sweep() {
+        metrics.bufferedBytes(listener: name, bufferedBytes)
         let now = loop.nowMs
         var expired: [HTTPConnection] = []
         for connection in connections.values where connection.deadlineMs <= now { expired.append(connection) }

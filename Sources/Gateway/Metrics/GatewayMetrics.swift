@@ -12,6 +12,8 @@ final class GatewayMetrics {
     private var requestCounters: [RequestKey: Counter] = [:]
     private var latencyTimers: [String: CoreMetrics.Timer] = [:]
     private var errorCounters: [String: Counter] = [:]
+    private var shedCounters: [String: Counter] = [:]
+    private var bufferedGauges: [String: Gauge] = [:]
     private var openGauges: [String: Gauge] = [:]
     private var openCounts: [String: Int] = [:]
     private let rejected = Counter(label: "gateway_connections_rejected_total")
@@ -73,6 +75,32 @@ final class GatewayMetrics {
 
     /// A connection refused because `gateway.maxConnections` was reached.
     func connectionRejected() { rejected.increment() }
+
+    /// `gateway_buffered_bytes{listener}`: request bytes still arriving plus answers not yet taken by the
+    /// kernel (HTTPLimits.maxBufferedBytes bounds it); sampled by the sweep timer.
+    func bufferedBytes(listener: String, _ bytes: Int) {
+        let gauge: Gauge
+        if let existing = bufferedGauges[listener] {
+            gauge = existing
+        } else {
+            gauge = Gauge(label: "gateway_buffered_bytes", dimensions: [("listener", listener)])
+            bufferedGauges[listener] = gauge
+        }
+        gauge.record(bytes)
+    }
+
+    /// `gateway_connections_shed_total{reason}`: an idle, incomplete or non-reading connection closed to make
+    /// room (reason `connections`: the cap; `memory`: the buffered-bytes budget).
+    func connectionShed(reason: String) {
+        let counter: Counter
+        if let existing = shedCounters[reason] {
+            counter = existing
+        } else {
+            counter = Counter(label: "gateway_connections_shed_total", dimensions: [("reason", reason)])
+            shedCounters[reason] = counter
+        }
+        counter.increment()
+    }
 
     /// `gateway_ingestor_connected` 0/1.
     func ingestorConnection(_ up: Bool) { ingestorConnected.record(up ? 1 : 0) }

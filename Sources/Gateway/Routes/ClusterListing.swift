@@ -1,4 +1,5 @@
 // Key listings across pods (`?scope=cluster`, docs/routing.md): opaque cursors, page merging, the fan-out collector.
+import Shared
 
 /// The HTTP listing cursor: the last key of the previous page, base64url without padding (opaque to clients,
 /// safe in a query string without escaping). The ingestors' socket cursor is the raw key itself.
@@ -112,7 +113,7 @@ enum KeyPageMerge {
 
     /// A peer gateway's `{"keys":[...],"next":...}` answer; nil when it is not one.
     static func parsePeerBody(_ body: [UInt8]) -> SourcePage? {
-        guard case .object(let fields) = try? MiniJSONParser.parse(body) else { return nil }
+        guard case .object(let fields) = try? JSONParser.parse(body) else { return nil }
         var keys: [String]?
         var more: Bool?
         for (name, value) in fields {

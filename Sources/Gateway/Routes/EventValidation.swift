@@ -1,4 +1,5 @@
 // Edge validation of POST /events bodies against the four input event shapes, and the key each event updates.
+import Shared
 
 /// The shapes the gateway accepts; the ingestor re-validates and encodes. Stateless; any thread.
 enum EventValidation {
@@ -53,9 +54,9 @@ enum EventValidation {
     static func check(_ body: [UInt8]) -> Outcome {
         let value: JSONValue
         do {
-            value = try MiniJSONParser.parse(body)
+            value = try JSONParser.parse(body)
         } catch {
-            return .rejected(error.message)
+            return .rejected(error.description)
         }
         guard case .object(let members) = value else { return .rejected("the event must be a JSON object") }
         var seen: [String: JSONValue] = [:]
@@ -87,8 +88,7 @@ enum EventValidation {
             }
             switch (fieldType, v) {
             case (.string, .string): continue
-            case (.long, .number(let n)), (.nullableLong, .number(let n)):
-                if Int64(n) == nil { return "field '\(name)' must be a 64-bit integer" }
+            case (.long, .int), (.nullableLong, .int): continue
             case (.nullableLong, .null): continue
             case (.string, _): return "field '\(name)' must be a string"
             default: return "field '\(name)' must be a 64-bit integer"

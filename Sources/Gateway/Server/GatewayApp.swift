@@ -27,6 +27,7 @@ final class GatewayApp {
 
     /// Binds both listeners. Throws when a port cannot be bound.
     init(config: AppConfig, control: GatewayControl, heartbeat: Heartbeat) throws {
+        MallocTuning.returnLargeBuffersToTheKernel()
         var limits = HTTPLimits()
         limits.headerTimeoutMs = UInt64(config.gateway.headerTimeoutMs)
         limits.bodyTimeoutMs = UInt64(config.gateway.bodyTimeoutMs)

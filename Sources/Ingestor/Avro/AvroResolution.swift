@@ -1,5 +1,6 @@
 // Avro schema resolution with reader defaults, which avro-c's resolver lacks (see ReaderDefaults).
 // Pure Swift over JSON schemas and AvroValue; no avro-c pointers. Not thread-safe: owned by one AvroDatum.
+import Shared
 
 /// Resolving a writer schema that lacks some reader fields, at any depth.
 ///

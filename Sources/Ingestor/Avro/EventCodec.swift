@@ -1,6 +1,7 @@
 // Avro codec of the wire format: Swift event/aggregate values <-> framed Confluent bytes.
 // NOT thread-safe: one instance per thread (the consume thread has one, the socket thread another).
 // Each instance owns its avro-c schemas and reusable values; a shared SchemaRegistryClient is fine.
+import Shared
 
 /// A codec construction problem (schema files, ids, or a schema that does not match our types).
 struct EventCodecError: Error, CustomStringConvertible, Sendable {

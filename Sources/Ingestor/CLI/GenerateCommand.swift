@@ -175,7 +175,7 @@ extension GenerateCommand {
         }
         let secs = Double(((clock.now - (first ?? clock.now)) / .milliseconds(1))) / 1000
         print("\(count) records (\(bytes) value bytes) in \(secs)s = \(Int(Double(count) / max(secs, 0.001))) msg/s")
-        consumer.close()
+        consumer.close(timeoutMs: 3_000)
     }
 }
 

@@ -42,6 +42,8 @@ struct RunCommand: AsyncParsableCommand {
             logger: Logger(label: "k8s-micro.ingestor.publish"))
         var routingProps = ["bootstrap.servers": config.kafka.bootstrapServers]
         routingProps.merge(config.kafka.properties) { _, user in user }
+        routingProps["client.id"] =
+            routingProps["client.id"] ?? "\(config.kafka.applicationId)-\(config.pod.name)-routing"
         let routing = RoutingService(
             settings: .init(
                 member: "\(config.pod.name)", endpoint: config.gateway.endpoint(pod: config.pod),

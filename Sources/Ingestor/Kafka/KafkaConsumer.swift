@@ -22,6 +22,7 @@ package struct ConsumerPartitionStats: Sendable {
 private final class ConsumerCallbacks {
     weak var listener: (any RebalanceListener)?
     var onStats: ((_ partitions: [ConsumerPartitionStats]) -> Void)?
+    var onBrokerState: ((_ anyUp: Bool) -> Void)?
     var logger: Logger
     init(logger: Logger) { self.logger = logger }
 }
@@ -46,13 +47,15 @@ package final class KafkaConsumer {
     ///   - onStats: receives per-partition lag when `statistics.interval.ms` is set.
     package init(
         properties: [String: String], listener: (any RebalanceListener)? = nil,
-        onStats: ((_ partitions: [ConsumerPartitionStats]) -> Void)? = nil, logger: Logger
+        onStats: ((_ partitions: [ConsumerPartitionStats]) -> Void)? = nil,
+        onBrokerState: ((_ anyUp: Bool) -> Void)? = nil, logger: Logger
     ) throws(KafkaError) {
         self.logger = logger
         let conf = try KafkaConf(properties)
         let callbacks = ConsumerCallbacks(logger: logger)
         callbacks.listener = listener
         callbacks.onStats = onStats
+        callbacks.onBrokerState = onBrokerState
         self.callbacks = callbacks
         guard let handle = conf.handle else { throw KafkaError(config: "no configuration") }
         rd_kafka_conf_set_opaque(handle, Unmanaged.passUnretained(callbacks).toOpaque())
@@ -70,7 +73,9 @@ package final class KafkaConsumer {
 
     deinit {
         if let consumerQueue { rd_kafka_queue_destroy(consumerQueue) }
-        if !closed { rd_kafka_consumer_close(rk) }
+        if closeAbandoned { return }  // the process is exiting; destroy could block as long as the close did
+        if !closed { close(timeoutMs: 5_000) }
+        if closeAbandoned { return }
         rd_kafka_destroy(rk)
     }
 
@@ -217,12 +222,23 @@ package final class KafkaConsumer {
         return name
     }
 
-    /// Synchronous commit of the given next-offsets (at_least_once).
-    package func commit(_ offsets: [TopicPartition: Int64]) throws(KafkaError) {
+    /// Commits the given next-offsets (at_least_once) and waits up to `timeoutMs` for the answer
+    /// (`rd_kafka_commit` itself waits without a bound while the coordinator is away). A timeout is retriable:
+    /// committing the same offsets again is harmless.
+    package func commit(_ offsets: [TopicPartition: Int64], timeoutMs: Int32) throws(KafkaError) {
         guard !offsets.isEmpty else { return }
         let list = PartitionList.make(offsets)
         defer { rd_kafka_topic_partition_list_destroy(list) }
-        let err = rd_kafka_commit(rk, list, 0)
+        guard let queue = rd_kafka_queue_new(rk) else { throw KafkaError(config: "out of memory") }
+        defer { rd_kafka_queue_destroy(queue) }
+        var err = rd_kafka_commit_queue(rk, list, queue, nil, nil)
+        if err == RD_KAFKA_RESP_ERR_NO_ERROR {
+            guard let event = rd_kafka_queue_poll(queue, timeoutMs) else {
+                throw KafkaError(code: RD_KAFKA_RESP_ERR__TIMED_OUT, operation: "commit", kind: .retriable)
+            }
+            err = rd_kafka_event_error(event)
+            rd_kafka_event_destroy(event)
+        }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
             throw KafkaError(code: err, operation: "commit", kind: err == RD_KAFKA_RESP_ERR__FATAL ? .fatal : .other)
         }
@@ -301,14 +317,48 @@ package final class KafkaConsumer {
             code: err.rawValue, name: "fatal", message: cText(errstr), kind: .fatal, operation: "consumer")
     }
 
-    /// Leaves the group (revoke callbacks run inside) and stops fetching. Idempotent.
-    package func close() {
-        guard !closed else { return }
+    /// Leaves the group (revoke callbacks run inside, on this thread) and stops fetching, waiting at most
+    /// `timeoutMs`: `rd_kafka_consumer_close` can block without a bound while the broker is unreachable, so the
+    /// close runs on a queue served here until librdkafka says it is closed or the time is up (then the process
+    /// goes on exiting; the group drops the member after its session timeout). Idempotent.
+    /// Returns false if the close did not complete in time.
+    @discardableResult
+    package func close(timeoutMs: Int) -> Bool {
+        guard !closed else { return true }
         closed = true
-        let err = rd_kafka_consumer_close(rk)
-        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-            logger.warning("consumer close failed", metadata: ["error": "\(KafkaError(code: err, operation: "close"))"])
+        guard let queue = rd_kafka_queue_new(rk) else { return false }
+        defer { rd_kafka_queue_destroy(queue) }
+        if let error = rd_kafka_consumer_close_queue(rk, queue) {
+            logger.warning(
+                "consumer close failed", metadata: ["error": "\(KafkaError(consuming: error, operation: "close"))"])
+            return false
         }
+        let deadline = ContinuousClock.now + .milliseconds(timeoutMs)
+        while rd_kafka_consumer_closed(rk) == 0 {
+            if ContinuousClock.now >= deadline {
+                closeAbandoned = true
+                logger.warning("consumer close did not complete in time; leaving it", metadata: ["ms": "\(timeoutMs)"])
+                return false
+            }
+            // Rebalance (revoke) events arrive here and run the listener, like inside `poll`.
+            if let event = rd_kafka_queue_poll(queue, 100) {
+                if rd_kafka_event_type(event) == RD_KAFKA_EVENT_REBALANCE {
+                    serveRebalance(event)
+                }
+                rd_kafka_event_destroy(event)
+            }
+        }
+        return true
+    }
+
+    /// A close that ran out of time: destroying the handle could block as long, so it is left to the exit.
+    private var closeAbandoned = false
+
+    private func serveRebalance(_ event: OpaquePointer) {
+        guard let partitions = rd_kafka_event_topic_partition_list(event) else { return }
+        consumerRebalanceCallback(
+            rk: rk, err: rd_kafka_event_error(event), partitions: partitions,
+            opaque: Unmanaged.passUnretained(callbacks).toOpaque())
     }
 }
 
@@ -358,5 +408,8 @@ private func consumerStatsCallback(
     let callbacks = Unmanaged<ConsumerCallbacks>.fromOpaque(opaque).takeUnretainedValue()
     let bytes = UnsafeRawBufferPointer(start: json, count: length)
     callbacks.onStats?(KafkaStatistics.partitionLags(Array(bytes)))
+    if let onBrokerState = callbacks.onBrokerState, let up = KafkaStatistics.anyBrokerUp(Array(bytes)) {
+        onBrokerState(up)
+    }
     return 0
 }

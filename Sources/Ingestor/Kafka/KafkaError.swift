@@ -30,6 +30,9 @@ package struct KafkaError: Error, CustomStringConvertible, Sendable {
         self.operation = operation
     }
 
+    /// librdkafka's "all brokers down": every connection of the client is down.
+    package var meansBrokersDown: Bool { code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN.rawValue }
+
     package var description: String { "\(operation): \(name) (\(kind.rawValue)): \(message)" }
 
     /// Takes ownership of `error` (destroys it).

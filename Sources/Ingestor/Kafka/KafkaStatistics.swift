@@ -49,6 +49,21 @@ enum KafkaStatistics {
         return out
     }
 
+    private struct BrokerStats: Decodable {
+        struct Broker: Decodable {
+            var nodeid: Int32?
+            var state: String?
+        }
+        var brokers: [String: Broker]?
+    }
+
+    /// Whether any real broker (not a bootstrap entry) is connected ("UP"); nil if the JSON has no brokers.
+    static func anyBrokerUp(_ json: [UInt8]) -> Bool? {
+        guard let stats = try? JSONDecoder().decode(BrokerStats.self, from: Data(json)), let brokers = stats.brokers
+        else { return nil }
+        return brokers.values.contains { ($0.nodeid ?? -1) >= 0 && $0.state == "UP" }
+    }
+
     /// librdkafka's own `consumer_lag` is end − *committed* offset, and its committed offset is only the one
     /// this consumer committed itself or fetched at assignment: under exactly_once_v2 the producer commits
     /// (send_offsets_to_transaction), so it stays -1 or stale. The application position (`app_offset`, the

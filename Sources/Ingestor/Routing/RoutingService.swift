@@ -138,7 +138,7 @@ final class RoutingService: IngestorRoutingView, Sendable {
             producer, partitions: [], restoring: [], count: lastAnnounced?.count ?? 0, epoch: epoch + 1,
             now: Self.nowMs())
         try? producer.flush(timeoutMs: 2_000)
-        consumer.close()
+        consumer.close(timeoutMs: 3_000)
     }
 
     private func announce(

@@ -2,6 +2,7 @@
 // while the stream thread goes on folding the next epoch into the record cache.
 import Logging
 import Shared
+import Synchronization
 
 /// What one commit epoch hands to Kafka, collected on the stream thread.
 struct EpochWork: Sendable {
@@ -76,6 +77,12 @@ final class CommitWorker: @unchecked Sendable {
     /// (output, changelog) topic handles by `StoreKind.rawValue`.
     private let topics: [(ProducerTopic, ProducerTopic)]
     private var transactionOpen = false
+    /// Set by the stream thread to make a retrying job give up (shutdown with the broker away).
+    private let cancelled = Atomic<Bool>(false)
+    /// When the librdkafka call running now started (nil between calls): read by the stream thread, because
+    /// some calls block past their own timeout (send_offsets_to_transaction waited without end for a
+    /// TxnOffsetCommit answer after a tansu restart).
+    private let callStarted = Mutex<ContinuousClock.Instant?>(nil)
 
     init(
         settings: StreamSettings, metrics: IngestorMetrics, codec: FastEventCodec, consumer: KafkaConsumer,
@@ -129,21 +136,24 @@ final class CommitWorker: @unchecked Sendable {
         }
     }
 
-    /// Waits for the submitted job's outcome (nil when nothing was submitted).
-    func awaitOutcome() -> Result<CommittedEpoch?, any Error>? {
+    /// Waits up to `timeoutMs` for the submitted job's outcome (nil when nothing was submitted or on timeout;
+    /// `isBusy` tells which). librdkafka's transactional calls can block past their own timeouts, so the stream
+    /// thread never waits here without a bound.
+    func awaitOutcome(timeoutMs: Int) -> Result<CommittedEpoch?, any Error>? {
         if !isBusy { return nil }
-        return slot.wait { s in
+        return slot.wait(timeoutMs: timeoutMs) { s in
             guard let outcome = s.outcome else { return nil }
             s.outcome = nil
             return outcome
         }
     }
 
-    /// Runs `job` and waits for it.
-    func run(_ job: Job) -> Result<CommittedEpoch?, any Error> {
-        submit(job)
-        return awaitOutcome() ?? .success(nil)
-    }
+    /// Makes the running job stop retrying and fail (shutdown): what it had not committed is replayed by the
+    /// next start, so state stays exact.
+    func cancel() { cancelled.store(true, ordering: .relaxed) }
+
+    /// How long the librdkafka call running on the commit thread has been running, if one is.
+    var currentCall: Duration? { callStarted.withLock { $0.map { ContinuousClock.now - $0 } } }
 
     // MARK: commit thread
 
@@ -179,7 +189,7 @@ final class CommitWorker: @unchecked Sendable {
             try abort()
             return nil
         case .flush:
-            try producer.flush(timeoutMs: 5_000)
+            try producer.flush(timeoutMs: 2_000)
             return nil
         case .stop: return nil
         }
@@ -218,18 +228,22 @@ final class CommitWorker: @unchecked Sendable {
         if settings.exactlyOnce {
             if !work.offsets.isEmpty {
                 try retrying("send_offsets_to_transaction") { () throws(KafkaError) in
-                    try producer.sendOffsetsToTransaction(work.offsets, consumer: consumer, timeoutMs: 30_000)
+                    try producer.sendOffsetsToTransaction(
+                        work.offsets, consumer: consumer, timeoutMs: settings.kafkaCallTimeoutMs)
                 }
             }
+            // A timed-out commit is retriable: calling it again resumes the same commit (librdkafka's contract).
             try retrying("commit_transaction") { () throws(KafkaError) in
-                try producer.commitTransaction(timeoutMs: 60_000)
+                try producer.commitTransaction(timeoutMs: settings.kafkaCallTimeoutMs)
             }
             transactionOpen = false
         } else {
-            try retrying("flush") { () throws(KafkaError) in try producer.flush(timeoutMs: 30_000) }
+            try retrying("flush") { () throws(KafkaError) in
+                try producer.flush(timeoutMs: settings.kafkaCallTimeoutMs)
+            }
             if let failure = tracker.failure { throw failure.asAbortable }
             do {
-                try consumer.commit(work.offsets)
+                try consumer.commit(work.offsets, timeoutMs: settings.kafkaCallTimeoutMs)
             } catch {
                 throw error.asAbortable
             }
@@ -279,11 +293,15 @@ final class CommitWorker: @unchecked Sendable {
         }
     }
 
+    /// Aborts the open transaction. A timeout (broker away) is retriable and retried until the job's deadline;
+    /// an abort that cannot complete is fatal: the process exits and the restart restores exact state.
     private func abort() throws {
         tracker.reset()
         guard settings.exactlyOnce, transactionOpen else { return }
         do {
-            try producer.abortTransaction(timeoutMs: 60_000)
+            try retrying("abort_transaction") { () throws(KafkaError) in
+                try producer.abortTransaction(timeoutMs: settings.kafkaCallTimeoutMs)
+            }
             transactionOpen = false
         } catch {
             if error.kind == .fatal { throw error }
@@ -293,15 +311,31 @@ final class CommitWorker: @unchecked Sendable {
         }
     }
 
-    /// Retries `body` while it fails with a retriable error (a few times), rethrowing anything else.
+    /// Retries `body` while it fails with a retriable error, each call bounded by `kafkaCallTimeoutMs`, until
+    /// `commitDeadline` has passed since the job started (then the last error is rethrown as fatal: the process
+    /// restarts with exact state) or the job is cancelled. Anything else is rethrown at once.
     private func retrying(_ what: String, _ body: () throws(KafkaError) -> Void) throws(KafkaError) {
         var attempt = 0
+        let started = ContinuousClock.now
         while true {
             do {
+                callStarted.withLock { $0 = ContinuousClock.now }
+                defer { callStarted.withLock { $0 = nil } }
                 try body()
                 return
-            } catch  where error.kind == .retriable && attempt < 10 {
+            } catch  where error.kind == .retriable {
                 attempt += 1
+                if cancelled.load(ordering: .relaxed) {
+                    throw KafkaError(
+                        code: error.code, name: error.name, message: "cancelled at shutdown: \(error.message)",
+                        kind: .fatal, operation: error.operation)
+                }
+                if ContinuousClock.now - started > settings.commitDeadline {
+                    throw KafkaError(
+                        code: error.code, name: error.name,
+                        message: "still failing after \(settings.commitDeadline): \(error.message)", kind: .fatal,
+                        operation: error.operation)
+                }
                 logger.warning(
                     "retrying", metadata: ["operation": "\(what)", "attempt": "\(attempt)", "error": "\(error)"])
                 producer.poll(timeoutMs: Int32(min(1_000, 50 * attempt)))

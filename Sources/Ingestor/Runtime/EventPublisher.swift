@@ -29,6 +29,9 @@ final class EventPublisher: Sendable {
         props.removeValue(forKey: "transactional.id")
         props["enable.idempotence"] = "true"
         props["linger.ms"] = props["linger.ms"] ?? "1"
+        // POST /events answers after the broker's ack: bound the wait (librdkafka's default is 300 s) below the
+        // gateway's 10 s request timeout, so an outage gives a prompt 503 + Retry-After.
+        props["message.timeout.ms"] = props["message.timeout.ms"] ?? "5000"
         producer = try KafkaProducer(properties: props) { report in
             guard let completion = state.pending.withLock({ $0.removeValue(forKey: report.tag) }) else { return }
             if let error = report.error {

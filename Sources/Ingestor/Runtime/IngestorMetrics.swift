@@ -17,6 +17,8 @@ final class IngestorMetrics: Sendable {
     let aborts = Counter(label: "transaction_aborts_total")
     let partitionsRestoring = Gauge(label: "partitions_restoring")
     let partitionsAssigned = Gauge(label: "partitions_assigned")
+    /// 1 while the stream thread reaches the broker, 0 while it does not (BrokerLink).
+    let brokerReachable = Gauge(label: "kafka_broker_reachable")
 
     private let produced = Mutex<[String: Counter]>([:])
     private let deadLettered = Mutex<[String: Counter]>([:])

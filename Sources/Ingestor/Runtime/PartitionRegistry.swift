@@ -6,6 +6,9 @@ package final class PartitionRegistry: Sendable {
     package enum State: Sendable, Equatable {
         case restoring
         case active
+        /// Lost (the session timed out, typically a broker outage): no longer processed here, but its committed
+        /// local state is served until the group gives the partition to this member again or to another one.
+        case retained
     }
 
     package struct Snapshot: Sendable {
@@ -14,6 +17,7 @@ package final class PartitionRegistry: Sendable {
         package var joinedGroup = false
         package var running = true
         package var memberId = ""
+        package var brokerReachable = true
         /// The input topic exists (the stream thread waits for it before it joins the group).
         package var inputTopicFound = false
 
@@ -23,6 +27,8 @@ package final class PartitionRegistry: Sendable {
         }
 
         package var active: [Int32] { states.filter { $0.value == .active }.map(\.key).sorted() }
+        /// Partitions whose stores answer queries: active and retained ones.
+        package var served: [Int32] { states.filter { $0.value != .restoring }.map(\.key).sorted() }
         package var restoring: [Int32] { states.filter { $0.value == .restoring }.map(\.key).sorted() }
         package var ready: Bool { joinedGroup && running && !states.values.contains(.restoring) }
     }

@@ -66,6 +66,8 @@ final class StoreQueryHandler: SocketRequestHandler {
                 HealthCheck(name: "input-topic", valid: s.inputTopicFound),
                 HealthCheck(name: "group-joined", valid: s.joinedGroup),
                 HealthCheck(name: "partitions-restored", valid: s.restoring.isEmpty),
+                // Degraded, not unready: the pod cannot fix a broker outage and still serves its local state.
+                HealthCheck(name: "broker-reachable", valid: s.brokerReachable),
             ])
     }
 
@@ -77,14 +79,16 @@ final class StoreQueryHandler: SocketRequestHandler {
         let home = Int32(KeyPartitioner.partition(forKey: key, partitionCount: Int(s.partitionCount)))
         let store = stores[kind]
         // The murmur2 partition first; then any other served partition (producers with another partitioner).
-        var candidates = s.states[home] == .active ? [home] : []
-        candidates += s.active.filter { $0 != home }
+        // Retained partitions (lost in a broker outage) answer from their last committed state.
+        let served = s.served
+        var candidates = s.states[home] == .active || s.states[home] == .retained ? [home] : []
+        candidates += served.filter { $0 != home }
         for p in candidates {
             guard let bytes = store.get(partition: p, key: keyBytes) else { continue }
             return render(kind, bytes)
         }
         switch s.states[home] {
-        case .active: return .notFound
+        case .active, .retained: return .notFound
         case .restoring: return .notReady(retryAfterMs: 1_000, message: "partition \(home) is restoring")
         case .none: return .notOwner(partition: home, endpoint: routing?.endpoint(ofPartition: home))
         }
@@ -120,14 +124,14 @@ final class StoreQueryHandler: SocketRequestHandler {
             return .notReady(retryAfterMs: 1_000, message: s.notAssignedReason)
         }
         let after = cursor.flatMap { $0.isEmpty ? nil : Array($0.utf8) }
-        let page = Self.mergedKeys(of: s.active, limit: max(1, min(limit, 100_000)), after: after) { p, from, n in
+        let page = Self.mergedKeys(of: s.served, limit: max(1, min(limit, 100_000)), after: after) { p, from, n in
             stores[kind].keys(partition: p, after: from, limit: n)
         }
         return .keys(
             KeyPage(
                 keys: page.keys.map { String(decoding: $0, as: UTF8.self) },
                 nextCursor: page.more ? page.keys.last.map { String(decoding: $0, as: UTF8.self) } : nil,
-                partitions: s.active.sorted()))
+                partitions: s.served))
     }
 
     /// Up to `limit` distinct keys, in byte order, strictly after `after`, merged from sorted per-partition
@@ -188,6 +192,10 @@ final class StoreQueryHandler: SocketRequestHandler {
 
     private func publish(_ json: [UInt8], reply: @escaping @Sendable (SocketResponse) -> Void) {
         guard let publisher else { return reply(.unavailable(message: "publishing is not available")) }
+        // Answer at once rather than queue a record the broker cannot take (the client retries after Retry-After).
+        guard registry.snapshot.brokerReachable else {
+            return reply(.unavailable(message: "the broker is unreachable; retry later"))
+        }
         let event: InputEvent
         do {
             event = try EventJSON.parse(json)

@@ -8,6 +8,15 @@ struct PartitionsLost: Error, CustomStringConvertible {
     var description: String { "partitions lost (session timed out): \(partitions.sorted())" }
 }
 
+/// A commit or abort ran past `StreamSettings.commitDeadline`: fatal, the process restarts with exact state.
+struct CommitStuck: Error, CustomStringConvertible {
+    var seconds: Int64
+    var description: String { "a commit/abort has not finished after \(seconds) s; exiting for a restart" }
+}
+
+/// Stop was requested while the stream thread waited for the commit thread: go to the bounded shutdown.
+struct StopRequested: Error {}
+
 /// Per assigned input partition.
 struct PartitionTask {
     /// The group's committed next offset (KafkaOffset.invalid when none).
@@ -61,6 +70,12 @@ final class StreamLoop: RebalanceListener {
     private var callbackError: (any Error)?
     private let clock = ContinuousClock()
     private var lastStatsUpdate = ContinuousClock.now
+    /// When the commit thread's current job (commit or abort) was handed over: bounded by commitDeadline.
+    private var jobStarted = ContinuousClock.now
+    private var stopRequested: () -> Bool = { false }
+    /// Set by `shutdown`: revokes inside the close neither commit nor wait (the final commit already ran).
+    private var shuttingDown = false
+    private let broker: BrokerLink
 
     init(
         settings: StreamSettings, stores: StateStores, registry: PartitionRegistry, metrics: IngestorMetrics,
@@ -76,6 +91,7 @@ final class StreamLoop: RebalanceListener {
         self.partitionCount = partitionCount
         self.dlqPartitions = dlqPartitions
         self.logger = logger
+        broker = BrokerLink(registry: registry, metrics: metrics, logger: logger)
         restorer = try ChangelogRestorer(
             properties: settings.restoreProperties, stores: stores, topics: settings.changelogTopics,
             metrics: metrics, logger: logger)
@@ -88,7 +104,8 @@ final class StreamLoop: RebalanceListener {
             properties: settings.consumerProperties, listener: self,
             onStats: { [metrics] stats in
                 for s in stats { metrics.lag(topic: s.topic, partition: s.partition).record(s.lag) }
-            }, logger: logger)
+            },
+            onBrokerState: { [weak self] up in self?.broker.seen(reachable: up, why: "statistics") }, logger: logger)
         self.consumer = consumer
         let worker = try CommitWorker(
             settings: settings, metrics: metrics, codec: commitCodec, consumer: consumer, stores: stores,
@@ -107,13 +124,17 @@ final class StreamLoop: RebalanceListener {
     }
 
     /// Runs until `shouldStop` returns true; throws on fatal errors (the process exits and restarts).
-    func run(shouldStop: () -> Bool) throws {
+    func run(shouldStop: @escaping () -> Bool) throws {
         guard let consumer else { return }
+        stopRequested = shouldStop
         let interval = Duration.milliseconds(settings.commitIntervalMs)
         var nextCommit = clock.now + interval
         while !shouldStop() {
             do {
-                if !restorer.isIdle {
+                // LMDB has one writer: an epoch in flight holds its write transaction until Kafka answers, so the
+                // restore (which writes) waits for it instead of blocking on LMDB's lock (that deadlocked the
+                // stream thread while a commit hung after a broker restart: "partition N is restoring" forever).
+                if !restorer.isIdle, !inFlight {
                     for p in try restorer.poll(maxEvents: 5_000, timeoutMs: 10) { try activate(p) }
                 }
                 let untilCommit = max(0, (nextCommit - clock.now) / .milliseconds(1))
@@ -147,30 +168,61 @@ final class StreamLoop: RebalanceListener {
                 }
                 periodicStats()
             } catch let error as KafkaError where error.kind == .abortable || error.kind == .retriable {
-                try abortAndRewind(because: error)
+                do {
+                    try abortAndRewind(because: error)
+                } catch is StopRequested {
+                    return
+                }
+            } catch is StopRequested {
+                return
             }
         }
     }
 
-    /// Graceful end: commit (or abort), leave the group, flush, sync the stores.
+    /// Graceful end within `shutdownBudget`: finish the in-flight epoch and commit the collecting one (or abort),
+    /// leave the group, flush, sync the stores. What cannot finish in time (the broker is away) is abandoned:
+    /// the local store never took it, so the next start replays it and state stays exact.
     func shutdown() {
+        let end = clock.now + settings.shutdownBudget
+        func left() -> Duration { max(.zero, end - clock.now) }
+        var abandoned = false
         do {
-            try commit(wait: true)
-            try finishInFlight(wait: true)
+            if inFlight, try !finishInFlight(wait: true, limit: left()) { abandoned = true }
+            if !abandoned {
+                try commit(wait: false)
+                if inFlight, try !finishInFlight(wait: true, limit: left()) { abandoned = true }
+            }
         } catch {
             logger.warning("final commit failed; aborting", metadata: ["error": "\(error)"])
-            try? abortAndRewind(because: error)
+            inFlight = false
+            if let worker, !worker.isBusy {
+                worker.submit(.abort)
+                jobStarted = clock.now
+                if case .timedOut = (try? awaitWorker(limit: left())) ?? .timedOut { abandoned = true }
+            } else {
+                abandoned = true
+            }
         }
+        if abandoned {
+            worker?.cancel()
+            logger.warning(
+                "final commit did not finish within the shutdown budget; abandoned (the next start replays it)",
+                metadata: ["budget": "\(settings.shutdownBudget)"])
+        }
+        shuttingDown = true
         registry.update {
             $0.running = false
             $0.joinedGroup = false
         }
-        consumer?.close()
-        if let worker {
-            _ = worker.run(.abort)
-            _ = worker.run(.flush)
-            worker.submit(.stop)
+        consumer?.close(timeoutMs: max(1_000, Int(left() / .milliseconds(1))))
+        if let worker, !abandoned {
+            for job in [CommitWorker.Job.abort, .flush] {
+                worker.submit(job)
+                jobStarted = clock.now
+                if case .timedOut = (try? awaitWorker(limit: .seconds(3))) ?? .timedOut { break }
+            }
         }
+        worker?.submit(.stop)
         stores.syncAll()
         logger.info("stream thread stopped")
     }
@@ -191,6 +243,7 @@ final class StreamLoop: RebalanceListener {
             break
         case .error(let error):
             if error.kind == .fatal { throw consumer?.fatalError ?? error }
+            if error.meansBrokersDown { broker.seen(reachable: false, why: "all brokers down") }
             logger.warning("consumer error", metadata: ["error": "\(error)"])
         }
     }
@@ -269,7 +322,10 @@ final class StreamLoop: RebalanceListener {
 
     /// Publishes the per-batch metric sums.
     private func flushCounters() {
-        if counted.consumed > 0 { metrics.recordsConsumed.increment(by: counted.consumed) }
+        if counted.consumed > 0 {
+            metrics.recordsConsumed.increment(by: counted.consumed)
+            broker.seen(reachable: true, why: "records")
+        }
         if counted.chasers > 0 { metrics.chaserReceived.increment(by: counted.chasers) }
         if let ttl = counted.lastTTL { metrics.chaserTTL.record(ttl) }
         if counted.aggregations > 0 { metrics.billingAggregations.increment(by: counted.aggregations) }
@@ -379,29 +435,75 @@ final class StreamLoop: RebalanceListener {
             collecting.checkpointsBefore[p] = task.checkpoints
         }
         collecting.started = clock.now
+        // The epoch's LMDB write must not wait behind an open restore transaction (one writer at a time).
+        if !restorer.isIdle { for kind in StoreKind.allCases { try stores[kind].commitRestore() } }
         worker.submit(.commit(collecting))
+        jobStarted = clock.now
         inFlight = true
         epoch += 1
         collecting = EpochWork(epoch: epoch)
         return true
     }
 
-    /// Takes the in-flight epoch's outcome if the worker is done (or, with `wait`, once it is): a committed
-    /// epoch updates offsets and checkpoints here; a failure is rethrown (abortable ones reach `abortAndRewind`).
+    /// Takes the in-flight epoch's outcome if the worker is done (or, with `wait`, once it is, within `limit`
+    /// when given): a committed epoch updates offsets and checkpoints here; a failure is rethrown (abortable ones
+    /// reach `abortAndRewind`). Returns false if the epoch is still in flight.
     @discardableResult
-    private func finishInFlight(wait: Bool) throws -> Bool {
+    private func finishInFlight(wait: Bool, limit: Duration? = nil) throws -> Bool {
         guard inFlight, let worker else { return true }
+        let outcome: Result<CommittedEpoch?, any Error>
         if wait {
             // The worker's LMDB write waits for an open restore transaction: never wait for the worker with one.
             for kind in StoreKind.allCases { try stores[kind].commitRestore() }
-        }
-        guard let outcome = wait ? worker.awaitOutcome() : worker.outcome() else {
-            if wait { inFlight = false }  // nothing was with the worker
-            return wait
+            switch try awaitWorker(limit: limit) {
+            case .done(let result): outcome = result
+            case .idle:
+                inFlight = false  // nothing was with the worker
+                return true
+            case .timedOut: return false
+            }
+        } else {
+            guard let result = worker.outcome() else {
+                try checkDeadline()
+                return false
+            }
+            outcome = result
         }
         inFlight = false
         if let committed = try outcome.get() { applyCommitted(committed) }
         return true
+    }
+
+    private enum WorkerWait {
+        case done(Result<CommittedEpoch?, any Error>)
+        case idle
+        case timedOut
+    }
+
+    /// Waits for the commit thread's job in short slices: up to `limit` if given, else until it is done; throws
+    /// `CommitStuck` past the commit deadline and, without a limit, `StopRequested` when asked to stop (the
+    /// bounded shutdown takes over). librdkafka's transactional calls can block past their own timeouts, so no
+    /// wait here is unbounded.
+    private func awaitWorker(limit: Duration?) throws -> WorkerWait {
+        guard let worker else { return .idle }
+        let started = clock.now
+        while true {
+            if !worker.isBusy { return .idle }
+            if let result = worker.awaitOutcome(timeoutMs: 100) { return .done(result) }
+            if let limit, clock.now - started >= limit { return .timedOut }
+            try checkDeadline()
+            if limit == nil, !shuttingDown, stopRequested() { throw StopRequested() }
+        }
+    }
+
+    /// A job past `commitDeadline`, or one librdkafka call 5 s past its own timeout, is stuck: fatal.
+    private func checkDeadline() throws {
+        guard let worker, worker.isBusy else { return }
+        let running = clock.now - jobStarted
+        if running > settings.commitDeadline { throw CommitStuck(seconds: running.components.seconds) }
+        if let call = worker.currentCall, call > .milliseconds(Int(settings.kafkaCallTimeoutMs)) + .seconds(5) {
+            throw CommitStuck(seconds: call.components.seconds)
+        }
     }
 
     /// Kafka and the local store have the epoch: offsets and checkpoints follow, the record cache may shrink.
@@ -410,6 +512,7 @@ final class StreamLoop: RebalanceListener {
         for (p, checkpoints) in work.checkpoints { tasks[p]?.checkpoints = checkpoints }
         for kind in StoreKind.allCases { stores[kind].refreshWriterReads() }
         persistedEpoch = work.epoch
+        broker.seen(reachable: true, why: "commit")
         evictIfNeeded()
         metrics.commits.increment()
         metrics.commitLatency.recordNanoseconds(Int64((clock.now - work.started) / .nanoseconds(1)))
@@ -466,12 +569,20 @@ final class StreamLoop: RebalanceListener {
         if inFlight {
             do {
                 try finishInFlight(wait: true)
+            } catch let error as CommitStuck {
+                throw error
+            } catch let error as StopRequested {
+                throw error
             } catch {
                 inFlight = false
                 logger.warning("in-flight epoch failed too", metadata: ["error": "\(error)"])
             }
         }
-        if let worker { _ = try worker.run(.abort).get() }
+        if let worker {
+            worker.submit(.abort)
+            jobStarted = clock.now
+            if case .done(let result) = try awaitWorker(limit: nil) { _ = try result.get() }
+        }
         chaserCache.removeAll()
         billingCache.removeAll()
         produced.removeAll()
@@ -497,13 +608,25 @@ final class StreamLoop: RebalanceListener {
 
     func partitionsAssigned(_ partitions: [TopicPartition]) {
         metrics.rebalancesAssign.increment()
+        broker.seen(reachable: true, why: "assignment")
         let mine = partitions.filter { $0.topic == settings.inputTopic }
+        // Back in a group generation: retained partitions are either in this assignment (restored below) or
+        // owned by another member now. Either way this member stops serving its stale copy.
+        registry.update { snapshot in
+            for (p, state) in snapshot.states where state == .retained { snapshot.states.removeValue(forKey: p) }
+        }
         guard let consumer, !mine.isEmpty else {
             registry.update { $0.joinedGroup = true }
             return
         }
         consumer.pause(mine)
         do {
+            // A restore may wipe or write its stores: the in-flight epoch's LMDB write must be done first.
+            do {
+                try finishInFlight(wait: true)
+            } catch let error as KafkaError where error.kind == .abortable || error.kind == .retriable {
+                try abortAndRewind(because: error)
+            }
             let committed = try committedOffsets(mine, consumer: consumer)
             for tp in mine {
                 let c = committed[tp] ?? KafkaOffset.invalid
@@ -542,8 +665,13 @@ final class StreamLoop: RebalanceListener {
     func partitionsRevoked(_ partitions: [TopicPartition], lost: Bool) {
         (lost ? metrics.rebalancesLost : metrics.rebalancesRevoke).increment()
         let mine = partitions.filter { $0.topic == settings.inputTopic }.map(\.partition)
+        // Partitions fully restored when lost keep answering queries from their committed local state (nothing
+        // writes them any more) until the next assignment says who owns them (`partitionsAssigned`).
+        let retained = lost ? mine.filter { tasks[$0]?.active == true } : []
         do {
-            if lost {
+            if shuttingDown {
+                // The final commit already ran (or was abandoned): nothing to commit or wait for here.
+            } else if lost {
                 try abortAndRewind(because: PartitionsLost(partitions: mine))
             } else {
                 do {
@@ -561,9 +689,16 @@ final class StreamLoop: RebalanceListener {
             tasks.removeValue(forKey: p)
             restorer.cancel(partition: p)
         }
-        registry.update { snapshot in for p in mine { snapshot.states.removeValue(forKey: p) } }
+        registry.update { snapshot in
+            for p in mine { snapshot.states.removeValue(forKey: p) }
+            for p in retained { snapshot.states[p] = .retained }
+        }
         updateAssignmentGauges()
-        logger.info("partitions revoked", metadata: ["partitions": "\(mine.sorted())", "lost": "\(lost)"])
+        logger.info(
+            "partitions revoked",
+            metadata: [
+                "partitions": "\(mine.sorted())", "lost": "\(lost)", "servedFromLocalState": "\(retained.sorted())",
+            ])
     }
 
     /// Restore done: serve the partition and start consuming it.

@@ -17,6 +17,16 @@ struct StreamSettings: Sendable {
     /// Records taken from the consumer queue per `rd_kafka_consume_batch_queue`.
     var pollBatchSize = 1_000
     var autoOffsetReset: AutoOffsetReset
+    /// Bound of each blocking librdkafka call (transaction operations, flush, offset commit): a call that runs
+    /// out is retried (librdkafka classes a timeout as retriable) until `commitDeadline`.
+    var kafkaCallTimeoutMs: Int32 = 10_000
+    /// How long one commit (or abort) may stay unfinished before it is fatal (the process exits and restarts
+    /// with exact state): twice `transaction.timeout.ms` (60 s by default), so a broker outage shorter than that
+    /// is ridden through; librdkafka's own calls can block past their timeouts, which this bounds too.
+    var commitDeadline: Duration
+    /// The graceful shutdown's budget for the final commit and leaving the group; what does not finish in it
+    /// is abandoned (the restart replays it). Well inside the chart's 45 s termination grace period.
+    var shutdownBudget: Duration = .seconds(12)
     var consumerProperties: [String: String]
     var producerProperties: [String: String]
     var restoreProperties: [String: String]
@@ -68,6 +78,8 @@ struct StreamSettings: Sendable {
             producer.removeValue(forKey: "transactional.id")
         }
         producerProperties = producer
+        let transactionTimeoutMs = producer["transaction.timeout.ms"].flatMap { Int($0) } ?? 60_000
+        commitDeadline = .milliseconds(max(20_000, 2 * transactionTimeoutMs))
 
         var restore = base
         restore["client.id"] = "\(client)-restore"

@@ -3,6 +3,10 @@ import Logging
 import Shared
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Owns the stream thread. `start`, `requestStop` and `join` may be called from any thread/task; the
 /// StreamLoop it creates lives entirely on the stream thread.
 final class StreamThread: Sendable {
@@ -54,9 +58,27 @@ final class StreamThread: Sendable {
         }
     }
 
+    /// Asks the thread to stop and arms the hard stop: the graceful path is bounded (`shutdownBudget` plus
+    /// bounded closes), but a librdkafka call that ignores its timeout must not keep the pod past the chart's
+    /// 45 s termination grace period. The local stores never hold uncommitted work, so exiting there loses nothing.
     func requestStop() {
-        stopFlag.store(true, ordering: .relaxed)
+        guard !stopFlag.exchange(true, ordering: .relaxed) else { return }
+        let stores = self.stores
+        let logger = self.logger
+        let after = Self.hardStopAfterMs
+        _ = OSThread.spawn(name: "hard-stop") {
+            usleepMs(after)
+            logger.critical(
+                "graceful shutdown overran its bound; exiting now (the next start replays uncommitted work)",
+                metadata: ["afterMs": "\(after)"])
+            stores.syncAll()
+            fflush(nil)
+            _exit(2)
+        }
     }
+
+    /// The hard stop: well inside the chart's terminationGracePeriodSeconds (45 s), after the graceful budget.
+    static let hardStopAfterMs = 25_000
 
     /// Waits for the thread's end; rethrows its fatal error.
     func join() async throws {
@@ -91,7 +113,7 @@ final class StreamThread: Sendable {
             commitCodec: commitCodec, partitionCount: partitions, dlqPartitions: dlqPartitions, logger: logger)
         try loop.start()
         do {
-            try loop.run { stopping }
+            try loop.run { [self] in stopping }
         } catch {
             logger.critical("stream thread failed; exiting for a restart", metadata: ["error": "\(error)"])
             registry.update { $0.running = false }

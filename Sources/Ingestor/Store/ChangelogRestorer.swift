@@ -41,6 +41,8 @@ final class ChangelogRestorer {
         /// Records since the metrics were last updated.
         var unreported = 0
         var lastOffset: Int64 = -1
+        /// Last record or end seen: a task without progress is checked against the fetch's high watermark.
+        var lastProgress = ContinuousClock.now
 
         init(topic: String, store: StoreKind, partition: Int32, start: Int64, committedInput: Int64) {
             self.topic = topic
@@ -169,17 +171,37 @@ final class ChangelogRestorer {
             if n == 0 { break }
             served += n
         }
-        // A checkpoint past the log's end (the broker lost data): tansu answers such a fetch with nothing
-        // instead of OFFSET_OUT_OF_RANGE, so no EOF ever comes; the high watermark of the fetches tells.
-        for (tp, task) in tasks where task.start >= 0 && task.lastOffset < 0 {
-            if let hw = consumer.cachedWatermarks(tp), hw.high >= 0, hw.high < task.start,
-                let p = try finish(tp, endOffset: hw.high)
-            {
-                finished.append(p)
+        finished += try unstick()
+        return finished
+    }
+
+    /// After a broker restart the partition-EOF event of a changelog partition was seen never to come (the
+    /// restore then hung: "partition N is restoring" for minutes). A task without progress for `stallAfter`
+    /// is finished if the fetch's high watermark says it is at the end, else its fetch is started again at its
+    /// position (unassign + assign); nothing is skipped either way.
+    private func unstick() throws -> [Int32] {
+        let now = ContinuousClock.now
+        var finished: [Int32] = []
+        for (tp, task) in tasks where now - task.lastProgress > stallAfter {
+            task.lastProgress = now
+            let position = max(task.start, task.lastOffset + 1)
+            if let hw = consumer.cachedWatermarks(tp), task.start >= 0 || task.lastOffset >= 0, position >= hw.high {
+                logger.info(
+                    "restore at the high watermark without an end-of-partition event; finishing",
+                    metadata: ["topic": "\(tp)", "position": "\(position)", "high": "\(hw.high)"])
+                if let p = try finish(tp, endOffset: hw.high) { finished.append(p) }
+            } else {
+                logger.warning(
+                    "restore made no progress; restarting its fetch",
+                    metadata: ["topic": "\(tp)", "position": "\(position)"])
+                try consumer.unassign([tp])
+                try consumer.assign([tp: task.lastOffset >= 0 ? task.lastOffset + 1 : task.start])
             }
         }
         return finished
     }
+
+    private let stallAfter = Duration.seconds(5)
 
     private func apply(_ record: ConsumedRecord) throws {
         let task: Task
@@ -191,6 +213,7 @@ final class ChangelogRestorer {
             lastTask = found
         }
         task.lastOffset = record.offset
+        task.lastProgress = ContinuousClock.now
         let store = stores[task.store]
         let checkpoint = task.checkpoint(changelogOffset: record.offset + 1)
         let derivedFrom = record.header.flatMap(ChangelogHeader.decode)

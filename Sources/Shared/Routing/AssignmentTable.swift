@@ -37,7 +37,13 @@ public struct RoutingAnnouncement: Sendable, Equatable, Codable {
         self.ttlMs = ttlMs
     }
 
-    public func isExpired(now: Int64) -> Bool { time + ttlMs <= now }
+    /// Whether the claim ended by `now`. Times come off the routing topic, so anything may be there: a sum
+    /// past Int64.max never expires, one below Int64.min expired long ago (no overflow trap).
+    public func isExpired(now: Int64) -> Bool {
+        let (end, overflow) = time.addingReportingOverflow(ttlMs)
+        if overflow { return ttlMs < 0 }
+        return end <= now
+    }
 }
 
 /// The owner of one partition as far as the table knows.

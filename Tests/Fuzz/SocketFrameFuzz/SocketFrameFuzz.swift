@@ -1,6 +1,6 @@
 // libFuzzer entry for the socket frame codec: arbitrary bytes in arbitrary chunks must never crash,
 // never over-buffer, and every frame decoded must survive encode → decode unchanged.
-// Built by scripts/fuzz-socket.sh with swiftc -sanitize=fuzzer,address over Sources/Shared/SocketProtocol.
+// Built by scripts/fuzz.sh (swiftc -sanitize=fuzzer,address over Sources/Shared/SocketProtocol).
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func socketFrameFuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {

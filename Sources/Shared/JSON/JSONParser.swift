@@ -1,85 +1,18 @@
-// A small, strict JSON parser and string escaper (RFC 8259) for POST /events and Avro schema text.
-// Pure values; safe on any thread. Integers are kept exact as Int64.
-
-import Shared
-
-/// A parsed JSON document. Objects keep their members in document order.
-enum JSONValue: Equatable, Sendable {
-    case null
-    case bool(Bool)
-    /// A number written without fraction or exponent that fits Int64.
-    case int(Int64)
-    /// Any other number.
-    case double(Double)
-    case string(String)
-    case array([JSONValue])
-    case object([(String, JSONValue)])
-
-    static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
-        switch (lhs, rhs) {
-        case (.null, .null): true
-        case (.bool(let a), .bool(let b)): a == b
-        case (.int(let a), .int(let b)): a == b
-        case (.double(let a), .double(let b)): a == b
-        case (.string(let a), .string(let b)): a == b
-        case (.array(let a), .array(let b)): a == b
-        case (.object(let a), .object(let b)):
-            a.count == b.count && zip(a, b).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
-        default: false
-        }
-    }
-
-    /// The first member named `key` of an object.
-    subscript(key: String) -> JSONValue? {
-        guard case .object(let members) = self else { return nil }
-        return members.first { $0.0 == key }?.1
-    }
-
-    /// Serialises compactly (no spaces), members in order.
-    var serialized: String {
-        var out = ""
-        JSONValue.write(self, into: &out)
-        return out
-    }
-
-    private static func write(_ value: JSONValue, into out: inout String) {
-        switch value {
-        case .null: out += "null"
-        case .bool(let b): out += b ? "true" : "false"
-        case .int(let i): out += String(i)
-        case .double(let d): out += d.isFinite ? "\(d)" : "null"
-        case .string(let s): JSONText.appendQuoted(s, to: &out)
-        case .array(let items):
-            out += "["
-            for (i, item) in items.enumerated() {
-                if i > 0 { out += "," }
-                write(item, into: &out)
-            }
-            out += "]"
-        case .object(let members):
-            out += "{"
-            for (i, (k, v)) in members.enumerated() {
-                if i > 0 { out += "," }
-                JSONText.appendQuoted(k, to: &out)
-                out += ":"
-                write(v, into: &out)
-            }
-            out += "}"
-        }
-    }
-}
+// The strict JSON reader (RFC 8259) of both processes; untrusted input (HTTP bodies, peer answers,
+// registry answers) goes through it, so it is fuzzed (Tests/Fuzz/JSONFuzz). No Foundation.
 
 /// Why a JSON text was rejected, with the byte offset.
-struct JSONParseError: Error, Equatable, Sendable, CustomStringConvertible {
-    var message: String
-    var offset: Int
-    var description: String { "invalid JSON at byte \(offset): \(message)" }
+public struct JSONParseError: Error, Equatable, Sendable, CustomStringConvertible {
+    public var message: String
+    public var offset: Int
+    public var description: String { "invalid JSON at byte \(offset): \(message)" }
 }
 
 /// Recursive-descent JSON parser over UTF-8 bytes. Rejects trailing garbage, invalid UTF-8, lone
-/// surrogates, leading zeros, and nesting deeper than `maxDepth`.
-struct JSONParser {
-    static let maxDepth = 64
+/// surrogates, leading zeros, and nesting deeper than `maxDepth`. Integers without fraction or exponent
+/// that fit Int64 are kept exact. Stateless between calls; any thread.
+public struct JSONParser {
+    public static let maxDepth = 64
 
     private let bytes: [UInt8]
     private var pos = 0
@@ -87,7 +20,7 @@ struct JSONParser {
     private init(_ bytes: [UInt8]) { self.bytes = bytes }
 
     /// Parses one complete JSON document.
-    static func parse(_ bytes: [UInt8]) throws(JSONParseError) -> JSONValue {
+    public static func parse(_ bytes: [UInt8]) throws(JSONParseError) -> JSONValue {
         var parser = JSONParser(bytes)
         parser.skipSpace()
         let value = try parser.parseValue(depth: 0)
@@ -97,7 +30,7 @@ struct JSONParser {
     }
 
     /// Parses one complete JSON document from a string.
-    static func parse(_ text: String) throws(JSONParseError) -> JSONValue {
+    public static func parse(_ text: String) throws(JSONParseError) -> JSONValue {
         try parse(Array(text.utf8))
     }
 
