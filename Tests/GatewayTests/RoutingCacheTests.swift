@@ -46,7 +46,8 @@ import Testing
         let snapshot = RoutingSnapshot(
             Self.table(owners: [0: Self.there, 1: Self.there, 2: Self.there, 3: Self.there]), fetchedAtMs: 1_000)
         let key = Self.key(in: 3)
-        #expect(snapshot.decide(key: key, nowMs: 6_000, maxAgeMs: 5_000) != .local)
+        #expect(
+            snapshot.decide(key: key, nowMs: 6_000, maxAgeMs: 5_000) == .forward(endpoint: Self.there, partition: 3))
         #expect(snapshot.decide(key: key, nowMs: 6_001, maxAgeMs: 5_000) == .local)  // expired
         // Before the first assignment (no partition count) everything goes local.
         let empty = RoutingSnapshot(Self.table(count: 0, owners: [:]), fetchedAtMs: 0)

@@ -303,32 +303,4 @@ enum AvroFixtures {
         }
         #expect(results == [20_000, 20_000])
     }
-
-    /// Prints (does not assert) the decode + encode cost per event.
-    @Test func codecSpeed() throws {
-        let codec = try AvroFixtures.codec()
-        let chaser = codec.encode(.chaser(Self.peacock))
-        let bill = codec.encode(.bill(TopologyRulesTests.bill))
-        var aggregate = ChaserAggregate()
-        var billing = BillAggregate()
-        let n = 200_000
-        let clock = ContinuousClock()
-        var sink = 0
-        let elapsed = try clock.measure {
-            for i in 0..<n {
-                let event = try codec.decodeInput(i & 1 == 0 ? chaser : bill)
-                switch event {
-                case .chaser(let c):
-                    aggregate = ChaserRules.apply(aggregate, c)
-                    sink &+= codec.encode(aggregate).count
-                default:
-                    billing = BillingRules.apply(billing, event)
-                    sink &+= codec.encode(billing).count
-                }
-            }
-        }
-        let ns = Double(elapsed.components.attoseconds) / 1e9 + Double(elapsed.components.seconds) * 1e9
-        print("avro codec: decode+apply+encode \(Int(ns / Double(n))) ns/event (\(n) events, sink \(sink))")
-        #expect(sink > 0)
-    }
 }

@@ -22,6 +22,34 @@ final class EchoHandler: SocketRequestHandler {
     }
 }
 
+/// Answers gets with the key's length (a short answer to a frame of any size).
+final class KeyLengthHandler: SocketRequestHandler {
+    func handle(_ request: SocketRequest, reply: @escaping @Sendable (SocketResponse) -> Void) {
+        guard case .get(_, let key) = request else { return reply(.notFound) }
+        reply(.value(json: Array("\(key.utf8.count)".utf8)))
+    }
+}
+
+/// Parks every get reply until the test releases them (`release` answers each with its key).
+final class ParkingHandler: SocketRequestHandler {
+    private let parked = Mutex<[(String, @Sendable (SocketResponse) -> Void)]>([])
+
+    var count: Int { parked.withLock { $0.count } }
+
+    func handle(_ request: SocketRequest, reply: @escaping @Sendable (SocketResponse) -> Void) {
+        guard case .get(_, let key) = request else { return reply(.pong) }
+        parked.withLock { $0.append((key, reply)) }
+    }
+
+    func release() {
+        let all = parked.withLock { list in
+            defer { list.removeAll() }
+            return list
+        }
+        for (key, reply) in all { reply(.value(json: Array(key.utf8))) }
+    }
+}
+
 /// Holds get replies until `batch` are pending, then answers them in reverse order from another thread.
 final class ReversingHandler: SocketRequestHandler {
     let batch: Int
@@ -141,9 +169,17 @@ struct SocketServerFixture {
         #expect(throws: SocketClientError.closedByPeer) { _ = try bad.receive() }
         #expect(fixture.server.statistics.protocolErrors == 1)
         #expect(try good.request(.ping) == .pong)
-        // A frame exactly at the limit is fine.
-        let big = [UInt8](repeating: 0x41, count: SocketProtocol.maxFrameSize - 8 - 8)
-        #expect(try good.request(.get(store: "", key: String(decoding: big, as: UTF8.self))) != .pong)
+    }
+
+    @Test func aFrameAtTheLimitIsServed() throws {
+        let fixture = try SocketServerFixture(handler: KeyLengthHandler())
+        defer { fixture.stop() }
+        let client = try fixture.client()
+        // Frame = 8 header bytes + store (4 + 0) + key (4 + n): exactly the limit.
+        let n = SocketProtocol.maxFrameSize - 8 - 8
+        let key = String(repeating: "A", count: n)
+        #expect(try client.request(.get(store: "", key: key)) == .value(json: Array("\(n)".utf8)))
+        #expect(fixture.server.statistics.protocolErrors == 0)
     }
 
     @Test func unknownOperationIsUnsupportedAndKeepsTheConnection() throws {
@@ -239,20 +275,41 @@ struct SocketServerFixture {
         #expect(access(path, F_OK) == 0)
     }
 
-    @Test func stopAnswersInFlightThenCloses() throws {
-        let handler = ReversingHandler(batch: 2)
+    /// A server whose handler holds one get ("a", id 1) of the returned client, unanswered.
+    static func oneParkedRequest() throws -> (ParkingHandler, SocketServerFixture, SocketClient) {
+        let handler = ParkingHandler()
         let fixture = try SocketServerFixture(handler: handler)
         let client = try fixture.client()
-        let before = fixture.server.statistics.requests
         try client.enqueue(.get(store: "s", key: "a"), id: 1)
         try client.flush()
-        // One request is parked in the handler; stop waits (grace) for it, then closes.
         var waited = 0
-        while fixture.server.statistics.requests == before, waited < 5000 {
+        while handler.count == 0, waited < 5000 {
             usleep(1000)
             waited += 1
         }
-        #expect(fixture.server.statistics.requests == before + 1)
+        #expect(handler.count == 1)
+        return (handler, fixture, client)
+    }
+
+    @Test func stopAnswersInFlightThenCloses() throws {
+        let (handler, fixture, client) = try Self.oneParkedRequest()
+        // Stop while the request is in flight; its answer, given within the grace period, still arrives.
+        fixture.server.stop()
+        handler.release()
+        guard case .response(1, SocketOperation.get.rawValue, .value(let json)) = try client.receive() else {
+            Issue.record("the in-flight request was not answered")
+            fixture.stop()
+            return
+        }
+        #expect(json == Array("a".utf8))
+        #expect(throws: SocketClientError.closedByPeer) { _ = try client.receive() }
+        fixture.server.join()
+        #expect(access(fixture.path, F_OK) != 0)
+        fixture.stop()
+    }
+
+    @Test func stopClosesAfterTheGraceWhenNoAnswerComes() throws {
+        let (_, fixture, client) = try Self.oneParkedRequest()
         fixture.server.stop()
         fixture.server.join()
         #expect(throws: SocketClientError.closedByPeer) { _ = try client.receive() }

@@ -149,9 +149,14 @@ import Testing
             }
             for _ in 0..<4 {
                 group.addTask {
+                    // Each read is a committed value (0...200) and never older than the one before it.
+                    var last = 0
                     for _ in 0..<500 {
                         let v = store.get(partition: 0, key: [1])
                         #expect(v?.count == 1)
+                        let value = Int(v?.first ?? 255)
+                        #expect(value <= 200 && value >= last, "read \(value) after \(last)")
+                        last = value
                     }
                 }
             }

@@ -4,7 +4,7 @@ Fixtures:
   tansu        a fresh memory-storage broker on a free port (`.bootstrap`, `.create_topic(name, partitions)`)
   durable_tansu  a broker on s3:// storage (localbucket) behind a fault proxy: `.kill9()`, `.restart()`,
                `.proxy.blackhole()` ... (faultkit.py); `.bootstrap` is the proxy, so pods use it unchanged
-  binaries     paths of the built executables (`.ingestor`, `.gateway`); skips the test if they are missing
+  binaries     paths of the built executables (`.ingestor`, `.gateway`); fails the test if they are missing
   pod_factory  `pod_factory(tansu, **config)` → an unstarted `Pod` (the pod's two processes on one socket dir)
   run_env      the environment processes run with (librdkafka >= 2.2 on LD_LIBRARY_PATH)
 """
@@ -86,7 +86,7 @@ def binaries() -> Binaries:
     d = bin_dir()
     b = Binaries(d / "k8s-micro-ingestor", d / "k8s-micro-gateway")
     if not b.ingestor.exists() or not b.gateway.exists():
-        pytest.skip(f"binaries not built in {d}; run `swift build` (scripts/test.sh does)")
+        pytest.fail(f"binaries not built in {d}; run `swift build` (scripts/test.sh does)")
     return b
 
 
@@ -238,29 +238,34 @@ class Pod:
             self.signal(name, signal.SIGTERM)
 
 
+def new_pod(binaries: Binaries, run_env: dict[str, str], tansu: Tansu, workdir: Path, name: str,
+            host: str = "127.0.0.1", **config) -> Pod:
+    """An unstarted pod in `workdir` (what `pod_factory` makes; usable from module-scoped fixtures)."""
+    (workdir / "sock").mkdir(parents=True, exist_ok=True)
+    base = {
+        "log": {"level": "info"},
+        "pod": {"name": name, "ip": host},
+        "kafka": {
+            "bootstrapServers": tansu.bootstrap,
+            "properties": {"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000},
+        },
+        "ingestor": {
+            "socket": str(workdir / "sock" / "ingestor.sock"),
+            "stateDir": str(workdir / "state"),
+            "schemaDir": str(ROOT / "schemas"),
+        },
+        "gateway": {"bindAddress": host, "port": free_port(host), "healthPort": free_port(host)},
+    }
+    return Pod(binaries, workdir, deep_merge(base, config), dict(run_env), host)
+
+
 @pytest.fixture
 def pod_factory(binaries: Binaries, run_env: dict[str, str], tmp_path: Path):
     pods: list[Pod] = []
 
     def make(tansu: Tansu, host: str = "127.0.0.1", name: str | None = None, **config) -> Pod:
         name = name or f"pod{len(pods)}"
-        workdir = tmp_path / name
-        (workdir / "sock").mkdir(parents=True, exist_ok=True)
-        base = {
-            "log": {"level": "info"},
-            "pod": {"name": name, "ip": host},
-            "kafka": {
-                "bootstrapServers": tansu.bootstrap,
-                "properties": {"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000},
-            },
-            "ingestor": {
-                "socket": str(workdir / "sock" / "ingestor.sock"),
-                "stateDir": str(workdir / "state"),
-                "schemaDir": str(ROOT / "schemas"),
-            },
-            "gateway": {"bindAddress": host, "port": free_port(host), "healthPort": free_port(host)},
-        }
-        pod = Pod(binaries, workdir, deep_merge(base, config), dict(run_env), host)
+        pod = new_pod(binaries, run_env, tansu, tmp_path / name, name, host, **config)
         pods.append(pod)
         return pod
 

@@ -27,8 +27,10 @@ API (everything a test needs):
   decode(value) -> event dict                 raises DecodeError(reason) for what belongs in the dead letters
   fold([(key, event), ...]) -> state          {"chaser": {key: aggregate}, "billing": {key: aggregate}}
   fold_framed([(key_bytes, value_bytes)])     the same from raw records; returns (state, [(key, reason)])
-  read_topic(bootstrap, topic)                every record of a topic, partition by partition, in offset order
+  read_topic(bootstrap, topic)                every record of a topic (partition, offset, key, value[, headers]),
+                                              partition by partition, in offset order
   expected_state(bootstrap, topic="input")    fold_framed over read_topic: what the stores must hold
+  expected_aggregates(bootstrap)              flat(expected_state(...)), raising if any record is bad
   decode_output(value) -> aggregate dict      an output-topic (or changelog) value
   flat(state) -> {(store, key): aggregate}    the shape the integration tests compare with
   partition_for(key, partitions)              Kafka's default partitioner (murmur2, positive, modulo)
@@ -55,6 +57,7 @@ PAYMENT_FAILED = "com.polecatworks.billing.PaymentFailed"
 BILL_AGGREGATE = "com.polecatworks.billing.BillAggregate"
 
 EMBEDDED_IDS = {CHASER: 1, AGGREGATE: 2, BILL: 3, PAYMENT_REQUEST: 4, PAYMENT_FAILED: 5, BILL_AGGREGATE: 6}
+MAX_KEY_BYTES = 511  # the stores' largest key (LMDB's); longer (and empty) keys are dead-lettered
 INPUT_TYPES = {CHASER: "chaser", BILL: "billing", PAYMENT_REQUEST: "billing", PAYMENT_FAILED: "billing"}
 OUTPUT_TYPES = {"chaser": AGGREGATE, "billing": BILL_AGGREGATE}
 
@@ -206,6 +209,10 @@ def classify(key: bytes | None, value: bytes | None) -> tuple[str, dict]:
     """A raw input record → (key, event); raises DecodeError with the dead-letter reason."""
     if key is None:
         raise DecodeError("null-key")
+    if not key:
+        raise DecodeError("empty-key")
+    if len(key) > MAX_KEY_BYTES:
+        raise DecodeError("key-too-long", f"{len(key)} bytes")
     event = decode(value)
     if event["type"] not in INPUT_TYPES:
         raise DecodeError("wrong-type", event["type"])
@@ -266,10 +273,11 @@ def partition_for(key: str | bytes, partitions: int) -> int:
 # --- reading a real topic --------------------------------------------------------------------------------
 
 
-def read_topic(bootstrap: str, topic: str, timeout: float = 60) -> list[tuple[int, int, bytes | None, bytes | None]]:
-    """Every record of `topic` up to its current end: (partition, offset, key, value), in offset order per
-    partition. Reads with `read_committed`; a broker that leaks aborted records to such readers leaks them
-    here too, so read output topics through this only when no transaction was aborted."""
+def read_topic(bootstrap: str, topic: str, timeout: float = 60, headers: bool = False) -> list[tuple]:
+    """Every record of `topic` up to its current end: (partition, offset, key, value), plus the headers as a
+    dict when `headers`, in offset order per partition. Reads with `read_committed`; a broker that leaks
+    aborted records to such readers leaks them here too (tansu 0.6 does), so read output topics through this
+    only when no transaction was aborted."""
     import time
 
     import confluent_kafka  # the tests' venv has it; imported late so the rules work without it
@@ -282,32 +290,27 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 60) -> list[tuple[in
         meta = consumer.list_topics(topic, timeout=timeout).topics[topic]
         if meta.error is not None:
             raise RuntimeError(f"topic {topic}: {meta.error}")
-        ends = {}
-        for p in meta.partitions:
-            _, high = consumer.get_watermark_offsets(confluent_kafka.TopicPartition(topic, p), timeout=timeout)
-            if high > 0:
-                ends[p] = high
-        consumer.assign([confluent_kafka.TopicPartition(topic, p, confluent_kafka.OFFSET_BEGINNING) for p in ends])
-        out: list[tuple[int, int, bytes | None, bytes | None]] = []
+        # The end of each partition is where the fetch reports partition EOF: ListOffsets(latest) cannot be
+        # trusted (tansu answers the last batch's base offset + 1 when that batch holds several records).
+        consumer.assign([confluent_kafka.TopicPartition(topic, p, confluent_kafka.OFFSET_BEGINNING)
+                         for p in meta.partitions])
+        out: list[tuple] = []
         done: set[int] = set()
         deadline = time.monotonic() + timeout
-        while len(done) < len(ends):
+        while len(done) < len(meta.partitions):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"read {len(out)} records of {topic}; partitions {sorted(set(ends) - done)} "
-                                   "did not reach their end")
+                raise TimeoutError(f"read {len(out)} records of {topic}; partitions "
+                                   f"{sorted(set(meta.partitions) - done)} did not reach their end")
             msg = consumer.poll(0.5)
             if msg is None:
                 continue
             if msg.error():
                 if msg.error().code() == confluent_kafka.KafkaError._PARTITION_EOF:
-                    if msg.offset() >= ends[msg.partition()]:
-                        done.add(msg.partition())
+                    done.add(msg.partition())
                     continue
                 raise RuntimeError(f"reading {topic}: {msg.error()}")
-            if msg.offset() < ends[msg.partition()]:
-                out.append((msg.partition(), msg.offset(), msg.key(), msg.value()))
-            if msg.offset() + 1 >= ends[msg.partition()]:
-                done.add(msg.partition())
+            record = (msg.partition(), msg.offset(), msg.key(), msg.value())
+            out.append(record + (dict(msg.headers() or []),) if headers else record)
         out.sort(key=lambda r: (r[0], r[1]))
         return out
     finally:
@@ -327,3 +330,12 @@ def latest_outputs(bootstrap: str, topic: str, timeout: float = 60) -> dict[str,
         if key is not None and value is not None:
             out[key.decode()] = decode_output(value)
     return out
+
+
+def expected_aggregates(bootstrap: str, topic: str = "input", timeout: float = 60) -> dict[tuple[str, str], dict]:
+    """`flat(expected_state(...))` for an input topic that must hold only good records (a generator's):
+    raises if any record of it would be dead-lettered."""
+    state, dead = expected_state(bootstrap, topic, timeout)
+    if dead:
+        raise ValueError(f"{len(dead)} records of {topic} would be dead-lettered, e.g. {dead[:3]}")
+    return flat(state)

@@ -2,11 +2,12 @@
 wrong value ever served, its restart, and `scope=cluster` listings.
 
 Pods run on 127.0.0.2, .3 and .4 with the same ports (as pods on their own IPs); the broker on 127.0.0.1.
+Expected aggregates come from reference_model.py (the input topic read back and folded independently).
+How long recovery takes is printed, not asserted (a figure for the benchmarks, not a test).
 """
 
 from __future__ import annotations
 
-import json
 import signal
 import socket
 import struct
@@ -14,17 +15,16 @@ import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from urllib.parse import quote
 
 import requests
 
+import reference_model as rm
 import socket_frames
 from conftest import ROOT, wait_until
 
 HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
 PARTITIONS = 6
-RECOVERY_S = 15
 
 
 def _port_free_on_all(hosts: list[str]) -> int:
@@ -63,14 +63,6 @@ def routing_table(path: str) -> tuple[str, dict[int, str]]:
     return local, owners
 
 
-def read_expected(path: Path) -> dict[tuple[str, str], dict]:
-    out = {}
-    for line in path.read_text().splitlines():
-        d = json.loads(line)
-        out[(d["store"], d["key"])] = d["value"]
-    return out
-
-
 def url(pod, store: str, key: str) -> str:
     return f"{pod.api}/{store}/{quote(key, safe='')}"
 
@@ -81,7 +73,7 @@ _local = threading.local()
 def _get(u: str) -> requests.Response:
     if not hasattr(_local, "session"):
         _local.session = requests.Session()
-    return _local.session.get(u, timeout=3)
+    return _local.session.get(u, timeout=10)
 
 
 def all_readable(pods, expected, pool: ThreadPoolExecutor) -> bool:
@@ -142,7 +134,8 @@ class BackgroundCheck:
 class Lister(BackgroundCheck):
     """Lists a store cluster-wide (scope=cluster, small pages) through the given gateways over and over during
     rebalances. A page may be refused (503: a pod restores, a partition is between owners) and is then asked
-    again; every listing that completes must be exactly the expected key set: never silently partial."""
+    again; every listing that completes must be exactly the expected key set: never silently partial. A
+    request that gets no answer at all (refused connection, timeout) is wrong too: the listed pods are up."""
 
     def __init__(self, store: str, want: list[str]):
         super().__init__()
@@ -158,8 +151,9 @@ class Lister(BackgroundCheck):
                     while not self.stop.is_set():
                         params = {"scope": "cluster", "limit": 9} | ({"cursor": cursor} if cursor else {})
                         try:
-                            r = s.get(f"{pod.api}/{self.store}", params=params, timeout=5)
-                        except requests.RequestException:
+                            r = s.get(f"{pod.api}/{self.store}", params=params, timeout=10)
+                        except requests.RequestException as e:
+                            self.wrong.append(f"{pod.host}: no answer: {e!r}")
                             break
                         if r.status_code in (502, 503, 504):
                             self.refused += 1
@@ -196,7 +190,7 @@ def cluster_keys(pod, store: str, limit: int) -> list[str]:
 
 class Watcher(BackgroundCheck):
     """Reads every key through the given gateways in a loop; any 200 must be the expected value, and any
-    other answer must be 503/504 (or no connection while a pod is down)."""
+    other answer must be 503/504. No answer at all (refused, timed out) is wrong: the listed pods are up."""
 
     def __init__(self, expected: dict):
         super().__init__()
@@ -211,8 +205,9 @@ class Watcher(BackgroundCheck):
                         if self.stop.is_set():
                             return
                         try:
-                            r = s.get(url(pod, store, key), timeout=3)
-                        except requests.RequestException:
+                            r = s.get(url(pod, store, key), timeout=10)
+                        except requests.RequestException as e:
+                            self.wrong.append(f"{pod.host} {store}/{key}: no answer: {e!r}")
                             continue
                         self.reads += 1
                         if r.status_code == 200:
@@ -250,16 +245,15 @@ def test_three_pods(tansu, pod_factory, binaries, run_env):
 
     wait_until(lambda: spread(pods), 60, interval=0.3, what="partitions spread over three pods")
 
-    # A known set of events; expected aggregates per key from the generator.
-    expect = pods[0].workdir / "expected.jsonl"
+    # A known set of events; expected aggregates per key from the reference model over the input topic.
     pods[0].write_config()
     out = subprocess.run(
         [str(binaries.ingestor), "generate", "--config", str(pods[0].config_path), "--total", "3000", "--rate", "0",
-         "--keys", "40", "--seed", "3", "--expect", str(expect)],
+         "--keys", "40", "--seed", "3"],
         env=run_env, cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    expected = read_expected(expect)
+    expected = rm.expected_aggregates(tansu.bootstrap)
     stores = {s for s, _ in expected}
     assert stores == {"chaser", "billing"} and len(expected) >= 40
 
@@ -272,7 +266,14 @@ def test_three_pods(tansu, pod_factory, binaries, run_env):
     remote = next(
         (sk, v) for sk, v in expected.items() if not key_owner(a.socket_path, sk[1])[2])
     (store, key), value = remote
-    time.sleep(1.5)  # the gateway refreshes its table every second
+
+    def skips_its_ingestor() -> bool:  # the gateway's cached table (refreshed every second) knows the owner
+        before = socket_requests(a)
+        for _ in range(10):
+            _get(url(a, store, key))
+        return socket_requests(a) - before < 5
+
+    wait_until(skips_its_ingestor, 30, interval=0.5, what="pod 0's gateway forwards straight to the owner")
     before = socket_requests(a)
     with requests.Session() as s:
         for _ in range(200):
@@ -299,7 +300,7 @@ def test_three_pods(tansu, pod_factory, binaries, run_env):
             local = requests.get(f"{pod.api}/{store}", timeout=5).json()
             assert local["next"] is None and 0 < len(local["keys"]) < len(want)  # default scope: local keys only
 
-    # kill -9 one pod (both processes): the other two serve every key again within 15 s, never a wrong value.
+    # kill -9 one pod (both processes): the other two serve every key again, never a wrong value.
     watcher = Watcher(expected)  # a second client, reading serially all along
     watcher.pods = pods[:2]
     watcher.thread.start()
@@ -311,8 +312,7 @@ def test_three_pods(tansu, pod_factory, binaries, run_env):
         killed_at = time.monotonic()
         assert victim.signal("gateway", signal.SIGKILL) == -signal.SIGKILL
         assert victim.signal("ingestor", signal.SIGKILL) == -signal.SIGKILL
-        recovered_s = readable_since(pods[:2], expected, pool, 30, "every key through the survivors") - killed_at
-        assert recovered_s <= RECOVERY_S, f"keys readable again only after {recovered_s:.1f} s"
+        recovered_s = readable_since(pods[:2], expected, pool, 90, "every key through the survivors") - killed_at
         wait_until(lambda: spread(pods[:2]), 20, interval=0.3, what="partitions over the two survivors")
         for store in stores:
             assert cluster_keys(pods[0], store, limit=11) == sorted(
@@ -321,9 +321,9 @@ def test_three_pods(tansu, pod_factory, binaries, run_env):
         # Restart it on the same state directory: partitions spread again; every key through all three.
         victim.start_ingestor()
         victim.start_gateway()
+        victim.wait_ready(60)
         watcher.pods = pods
         lister.pods = pods
-        victim.wait_ready(60)
         wait_until(lambda: spread(pods), 60, interval=0.3, what=f"partitions spread again\n{victim.logs_tail()}")
         local, owners = routing_table(victim.socket_path)
         assert local == f"{victim.host}:{port}" and local in owners.values()
@@ -332,7 +332,10 @@ def test_three_pods(tansu, pod_factory, binaries, run_env):
             want = sorted((k for s_, k in expected if s_ == store), key=str.encode)
             for pod in pods:
                 assert cluster_keys(pod, store, limit=5) == want, f"{pod.host} {store}"
-        time.sleep(1)  # a few more reads through all three after the move settled
+        # A few more full passes of both checkers through all three after the move settled.
+        reads, complete = watcher.reads, lister.complete
+        wait_until(lambda: watcher.reads > reads + 3 * len(expected) and lister.complete > complete + 3, 60,
+                   interval=0.2, what="the checkers read through the three pods")
     finally:
         watcher.stop.set()
         lister.stop.set()
@@ -340,11 +343,13 @@ def test_three_pods(tansu, pod_factory, binaries, run_env):
         lister.thread.join(10)
         pool.shutdown()
     assert not watcher.wrong, f"{len(watcher.wrong)} wrong answers, e.g. {watcher.wrong[:3]}"
-    assert watcher.reads > len(expected), "the watcher did not read"
     assert not lister.wrong, f"{len(lister.wrong)} partial or failed cluster listings, e.g. {lister.wrong[:3]}"
     metrics = requests.get(f"{pods[0].health}/hams/metrics", timeout=2).text
     misdirected = [line for line in metrics.splitlines() if 'outcome="misdirected"' in line]
     print(f"recovered after kill -9 in {recovered_s:.1f} s; {watcher.reads} reads during the transitions; "
           f"{lister.complete} complete cluster listings, {lister.refused} pages refused (503); "
           f"pod 0 forwarded-then-421: {misdirected}")
-    assert endpoints == {f"{p.host}:{port}" for p in pods}
+    # Each ingestor advertises its own pod's endpoint, and the routing tables name exactly the three pods.
+    for pod in pods:
+        local, owners = routing_table(pod.socket_path)
+        assert local == f"{pod.host}:{port}" and set(owners.values()) == endpoints, (pod.host, local, owners)

@@ -22,7 +22,6 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 OPENAPI = ROOT / "openapi" / "openapi.json"
-HEADER_TIMEOUT_S = 10  # HTTPLimits.headerTimeoutMs
 
 
 def _free_port() -> int:
@@ -315,23 +314,39 @@ def test_truncated_body_and_random_bytes(gateway):
 # --- timeouts, pipelining -----------------------------------------------------------------------
 
 
-def test_slow_client_is_cut(gateway):
-    with socket.create_connection(("127.0.0.1", gateway.port), timeout=HEADER_TIMEOUT_S + 5) as s:
-        start = time.monotonic()
-        s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n")
-        for _ in range(3):  # slowloris: a header line now and then does not extend the deadline
-            time.sleep(2)
-            s.sendall(b"X-Slow: 1\r\n")
-        data = b""
-        while True:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-        elapsed = time.monotonic() - start
-    assert status_of(data) == 408
-    assert HEADER_TIMEOUT_S - 1 <= elapsed <= HEADER_TIMEOUT_S + 3, elapsed
-    assert requests.get(f"{gateway.api}/hello").status_code == 200
+def test_slow_client_is_cut(binaries, run_env, tmp_path):
+    """Slowloris: a header line now and then does not extend the header deadline; the client gets 408 while it
+    is still trickling. (The deadline is 2 s here; how close to it the cut lands is not a test.)"""
+    gw = Gateway(binaries.gateway, tmp_path, run_env, "--set", "gateway.headerTimeoutMs=2000")
+    try:
+        with socket.create_connection(("127.0.0.1", gw.port), timeout=60) as s:
+            s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n")
+            stop = threading.Event()
+
+            def trickle():
+                while not stop.wait(0.3):
+                    try:
+                        s.sendall(b"X-Slow: 1\r\n")
+                    except OSError:
+                        return
+
+            t = threading.Thread(target=trickle, daemon=True)
+            t.start()
+            data = b""
+            try:
+                while True:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+            except ConnectionResetError:
+                pass
+            stop.set()
+            t.join(5)
+        assert status_of(data) == 408
+        assert requests.get(f"{gw.api}/hello").status_code == 200
+    finally:
+        assert gw.stop() == 0
 
 
 def test_pipelined_requests_answered_in_order(gateway):
@@ -428,6 +443,20 @@ def test_connection_cap_sheds_the_oldest_idle_connection(binaries, run_env, tmp_
 OP_PING, OP_HEALTH, OP_GET, OP_LIST, OP_OWNER, OP_ROUTING, OP_METRICS, OP_PUBLISH, OP_STOP = range(1, 10)
 
 
+def accept_forever(server: socket.socket, serve) -> None:
+    """Accepts on `server` until it is closed; each connection is served by `serve(conn)` on its own thread."""
+
+    def loop():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=loop, daemon=True).start()
+
+
 def _string(b: bytes) -> bytes:
     return struct.pack(">I", len(b)) + b
 
@@ -437,8 +466,9 @@ class FakeIngestor:
 
     def __init__(self, path: str, not_owner: dict[bytes, str | None] | None = None,
                  keys: list[bytes] | None = None, owners: dict[int, str] | None = None,
-                 local: str = "127.0.0.1:8080"):
+                 local: str = "127.0.0.1:8080", name: str = "fake"):
         self.path = path
+        self.name = name  # in every billing answer (bill.customerId): shows which ingestor answered
         self.not_owner = not_owner or {}  # key → owner's gateway endpoint (None = unknown)
         self.keys = sorted(keys if keys is not None else [b"a", b"b"])  # the listing (byte order)
         self.local = local  # this pod's advertised endpoint
@@ -451,16 +481,11 @@ class FakeIngestor:
         self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.server.bind(path)
         self.server.listen(8)
-        threading.Thread(target=self._accept, daemon=True).start()
+        accept_forever(self.server, self._accepted)
 
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.server.accept()
-            except OSError:
-                return
-            self.clients.append(conn)
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+    def _accepted(self, conn: socket.socket):
+        self.clients.append(conn)
+        self._serve(conn)
 
     def _serve(self, conn):
         buf = b""
@@ -505,9 +530,7 @@ class FakeIngestor:
                        "latest": 1000, "longest": None}
                 payload = _string(json.dumps(doc).encode())
             else:
-                doc = {"type": "com.polecatworks.billing.BillAggregate", "bill": None, "paymentRequests": [],
-                       "lastPaymentFailed": None, "errored": False}
-                payload = _string(json.dumps(doc).encode())
+                payload = _string(json.dumps(self.billing(key.decode())).encode())
         elif op == OP_LIST:  # store string, limit u32, cursor string? → keys after the cursor, next = last key
             (n,) = struct.unpack(">I", body[:4])
             (limit,) = struct.unpack(">I", body[4 + n : 8 + n])
@@ -531,7 +554,14 @@ class FakeIngestor:
         elif op == OP_METRICS:
             payload = _string(b"# TYPE chaser_received_total counter\nchaser_received_total 7\n")
         elif op == OP_PUBLISH:
-            payload = _string(b"input") + struct.pack(">iq", 2, 41)
+            # Like the real ingestor, refuse keys the stores cannot hold (1 to 511 UTF-8 bytes).
+            (n,) = struct.unpack(">I", body[:4])
+            event = json.loads(body[4 : 4 + n])
+            key = str(event.get("id") if event.get("type", "").endswith("Chaser") else event.get("billId", "")).encode()
+            if 1 <= len(key) <= 511:
+                payload = _string(b"input") + struct.pack(">iq", 2, 41)
+            else:
+                status, payload = 4, _string(b"key of %d bytes; keys are 1 to 511 bytes" % len(key))
         elif op == OP_STOP:
             self.stopped.set()
         else:
@@ -542,6 +572,12 @@ class FakeIngestor:
                 conn.sendall(struct.pack(">I", len(frame)) + frame)
             except OSError:
                 pass  # the gateway went away (test teardown)
+
+    def billing(self, key: str) -> dict:
+        bill = {"billId": key, "customerId": self.name, "orderId": "o", "amountCents": 1, "currency": "EUR",
+                "issuedAt": 1, "dueDate": 2}
+        return {"type": "com.polecatworks.billing.BillAggregate", "bill": bill, "paymentRequests": [],
+                "lastPaymentFailed": None, "errored": False}
 
     def close(self):
         self.server.close()
@@ -561,7 +597,7 @@ def test_with_fake_ingestor(gateway):
         _wait(lambda: requests.get(f"{gateway.health}/hams/ready", timeout=1).status_code == 200, 10, "ready")
         r = requests.get(f"{gateway.api}/chaser/k%201")
         assert r.status_code == 200 and r.json()["names"] == ["k 1"]
-        assert requests.get(f"{gateway.api}/billing/x").json()["type"] == "com.polecatworks.billing.BillAggregate"
+        assert requests.get(f"{gateway.api}/billing/x").json() == fake.billing("x")
         r = requests.get(f"{gateway.api}/chaser/missing")
         assert r.status_code == 404
         assert_error_shape(r.content)
@@ -591,11 +627,12 @@ def test_ingestor_timeout_and_reconnect(gateway):
     fake = FakeIngestor(gateway.socket_path)
     try:
         _wait(lambda: requests.get(f"{gateway.health}/hams/ready", timeout=1).status_code == 200, 10, "ready")
-        fake.delay = 3.0  # beyond the gateway's 2 s per-request deadline
-        start = time.monotonic()
-        r = requests.get(f"{gateway.api}/chaser/slow", timeout=10)
+        # An answer that would take 60 s: the gateway's own deadline (2 s) answers 503 long before that (the
+        # client's 30 s limit would fail the test otherwise).
+        fake.delay = 60.0
+        r = requests.get(f"{gateway.api}/chaser/slow", timeout=30)
         assert r.status_code == 503 and r.headers["retry-after"] == "1"
-        assert 1.5 <= time.monotonic() - start <= 3.0
+        assert assert_error_shape(r.content)["error"]
         fake.delay = 0.0
         assert requests.get(f"{gateway.api}/chaser/fast").status_code == 200
     finally:
@@ -618,10 +655,12 @@ def test_client_gone_before_ingestor_answers(gateway):
     try:
         _wait(lambda: requests.get(f"{gateway.health}/hams/ready", timeout=1).status_code == 200, 10, "ready")
         fake.delay = 0.5
+        gets = fake.requests.count(OP_GET)
         for _ in range(20):
             with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as s:
                 s.sendall(b"GET /chaser/a HTTP/1.1\r\nHost: x\r\n\r\nGET /chaser/b HTTP/1.1\r\nHost: x\r\n\r\n")
-        time.sleep(1.0)
+        # The gateway passes requests on although their clients are gone, and copes with the late answers.
+        _wait(lambda: fake.requests.count(OP_GET) >= gets + 20, 30, "the orphaned requests reach the ingestor")
         fake.delay = 0.0
         assert requests.get(f"{gateway.api}/chaser/c").status_code == 200
         assert gateway.proc.poll() is None
@@ -635,7 +674,7 @@ def test_forwarding_to_the_owner(gateway, binaries, run_env, tmp_path):
     owner = Gateway(binaries.gateway, other_dir, run_env)
     owner_endpoint = f"127.0.0.1:{owner.port}"
     fake_a = FakeIngestor(gateway.socket_path, {b"remote": owner_endpoint, b"moved": owner_endpoint, b"lost": None})
-    fake_b = FakeIngestor(owner.socket_path, {b"moved": None})
+    fake_b = FakeIngestor(owner.socket_path, {b"moved": None}, name="owner")
     try:
         for gw in (gateway, owner):
             _wait(lambda: requests.get(f"{gw.health}/hams/ready", timeout=1).status_code == 200, 10, "ready")
@@ -643,8 +682,9 @@ def test_forwarding_to_the_owner(gateway, binaries, run_env, tmp_path):
         r = requests.get(f"{gateway.api}/chaser/remote")
         assert r.status_code == 200 and r.json()["names"] == ["remote"]
         with requests.Session() as s:
-            for _ in range(20):  # keep-alive pool reused
-                assert s.get(f"{gateway.api}/billing/remote").status_code == 200
+            for _ in range(20):  # keep-alive pool reused; the owner's ingestor answers, byte for byte
+                r = s.get(f"{gateway.api}/billing/remote")
+                assert r.status_code == 200 and r.json() == fake_b.billing("remote")
         # The owner no longer owns it (421 to the forwarder), the routing still says so: 503, retry later.
         r = requests.get(f"{owner.api}/chaser/moved", headers={"X-K8s-Micro-Forwarded": "1"})
         assert r.status_code == 421
@@ -721,7 +761,7 @@ def test_drain_finishes_in_flight_then_exits_zero(gateway):
     fake = FakeIngestor(gateway.socket_path)
     try:
         _wait(lambda: requests.get(f"{gateway.health}/hams/ready", timeout=1).status_code == 200, 10, "ready")
-        fake.delay = 1.0
+        fake.delay = 1.5  # under the 2 s upstream deadline
         result = {}
 
         def slow():
@@ -729,11 +769,17 @@ def test_drain_finishes_in_flight_then_exits_zero(gateway):
 
         t = threading.Thread(target=slow)
         t.start()
-        time.sleep(0.3)
+        _wait(lambda: OP_GET in fake.requests, 10, "the slow request in flight")
         gateway.proc.send_signal(signal.SIGTERM)
-        time.sleep(0.2)
-        with pytest.raises(requests.ConnectionError):
-            requests.get(f"{gateway.api}/hello", timeout=1)  # no longer accepting
+
+        def refused() -> bool:
+            try:
+                requests.get(f"{gateway.api}/hello", timeout=1)
+            except requests.ConnectionError:
+                return True
+            return False
+
+        _wait(refused, 10, "the draining gateway stops accepting")
         t.join()
         assert result["r"].status_code == 200 and result["r"].headers.get("connection") == "close"
         assert gateway.proc.wait(10) == 0
@@ -758,8 +804,7 @@ def test_hams_stop_stops_ingestor_and_exits_zero(gateway):
 
 def _schemathesis(gateway, cwd: Path):
     st = ROOT / ".venv" / "bin" / "schemathesis"
-    if not st.exists():
-        pytest.skip("schemathesis not installed in .venv")
+    assert st.exists(), "schemathesis is not installed in .venv (bash scripts/setup.sh installs it)"
     cmd = [
         str(st), "run", str(OPENAPI), "--url", gateway.api, "--checks", "all", "--max-examples", "50",
         "--workers", "1", "--seed", "1", "--generation-database", "none",
@@ -831,9 +876,13 @@ def test_pipelining_client_that_does_not_read_is_bounded(gateway):
     s = socket.create_connection(("127.0.0.1", gateway.port), timeout=30)
     sender = threading.Thread(target=lambda: s.sendall(request * count), daemon=True)
     sender.start()
-    time.sleep(2)
-    rss_kb = int(Path(f"/proc/{gateway.proc.pid}/status").read_text().split("VmRSS:")[1].split()[0])
-    assert rss_kb < 80_000, rss_kb  # answers are not buffered without bound (debug build baseline ~30 MB)
+    # While the client reads nothing, sample the gateway's RSS until the sender is stuck or done (answers are
+    # not buffered without bound; debug build baseline ~30 MB): every sample counts, not one after a sleep.
+    peak_kb = 0
+    for _ in range(50):
+        peak_kb = max(peak_kb, int(Path(f"/proc/{gateway.proc.pid}/status").read_text().split("VmRSS:")[1].split()[0]))
+        sender.join(0.1)
+    assert peak_kb < 80_000, peak_kb
     received = b""
     expected = count * len(b"Hello back")
     while received.count(b"Hello back") < count:
@@ -843,3 +892,67 @@ def test_pipelining_client_that_does_not_read_is_bounded(gateway):
     sender.join(5)
     s.close()
     assert received.count(b"HTTP/1.1 200 OK") == count and len(received) > expected
+
+
+# --- a peer gateway that drops connections (only a stand-in can do that on cue) ------------------------------
+
+
+class FlakyPeer:
+    """A peer pod's gateway on TCP: reads each request, closes the first `drop` connections without answering,
+    then answers every request with a chaser aggregate naming the key."""
+
+    def __init__(self, drop: int):
+        self.drop = drop
+        self.connections = 0
+        self.answered = 0
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.endpoint = f"127.0.0.1:{self.server.getsockname()[1]}"
+        accept_forever(self.server, self._serve)
+
+    def _serve(self, conn: socket.socket):
+        self.connections += 1
+        drop = self.connections <= self.drop
+        buf = b""
+        with conn:
+            while True:
+                try:
+                    chunk = conn.recv(65536)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                buf += chunk
+                while b"\r\n\r\n" in buf:
+                    head, _, buf = buf.partition(b"\r\n\r\n")
+                    if drop:
+                        return  # the request was read, never answered: the connection just closes
+                    key = head.split(b" ")[1].rsplit(b"/", 1)[-1].decode()
+                    body = json.dumps({"type": "com.polecatworks.chaser.Aggregate", "names": [key], "count": 1,
+                                       "latest": 5, "longest": 6}).encode()
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                                 % len(body) + body)
+                    self.answered += 1
+
+    def close(self):
+        self.server.close()
+
+
+def test_forwarder_retries_once_on_another_connection_then_gives_up(gateway):
+    once = FlakyPeer(drop=1)
+    never = FlakyPeer(drop=1_000)
+    fake = FakeIngestor(gateway.socket_path, {b"remote": once.endpoint, b"gone": never.endpoint})
+    try:
+        _wait(lambda: requests.get(f"{gateway.health}/hams/ready", timeout=1).status_code == 200, 10, "ready")
+        # The first connection closes with the request unanswered: sent again on a second one, answered there.
+        r = requests.get(f"{gateway.api}/chaser/remote", timeout=10)
+        assert r.status_code == 200 and r.json()["names"] == ["remote"], r.text
+        assert once.connections >= 2 and once.answered == 1
+        # Every connection closes: one retry, then 503 owner-unreachable with Retry-After (no endless loop).
+        r = requests.get(f"{gateway.api}/chaser/gone", timeout=10)
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+        assert assert_error_shape(r.content)["error"] == "owner-unreachable"
+        assert never.connections == 2
+    finally:
+        fake.close()
+        once.close()
+        never.close()

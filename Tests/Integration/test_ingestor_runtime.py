@@ -2,6 +2,8 @@
 
 State is read over the ingestor's Unix socket (a tiny client of docs/socket-protocol.md below) and, once
 the ingestor has stopped, with `k8s-micro-ingestor run --dump-store` (every stored aggregate as JSON lines).
+The expected state of every state comparison comes from reference_model.py, which reads the input topic
+back and folds it with its own codec (fastavro) and its own rules; the product's code is never the oracle.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import subprocess
 import time
 from pathlib import Path
 
+import confluent_kafka
 import pytest
 
+import reference_model as rm
 import socket_frames
 from conftest import ROOT, wait_until
 
@@ -117,12 +121,35 @@ def dump_store(pod, binaries, run_env) -> dict[tuple[str, str], dict]:
     return got
 
 
-def read_expected(path: Path) -> dict[tuple[str, str], dict]:
-    exp = {}
-    for line in path.read_text().splitlines():
-        d = json.loads(line)
-        exp[(d["store"], d["key"])] = d["value"]
-    return exp
+def start_generator(pod, binaries, run_env, *args: str) -> subprocess.Popen:
+    pod.write_config()
+    return subprocess.Popen(
+        [str(binaries.ingestor), "generate", "--config", str(pod.config_path), *args],
+        env=run_env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+def wait_exact(pod, expected: dict[tuple[str, str], dict], timeout: float = 90) -> None:
+    """Polls the ingestor's socket until every expected key holds its expected aggregate."""
+    pending = dict(expected)
+
+    def done() -> bool:
+        for sk in list(pending):
+            if socket_get(pod.socket_path, *sk) != pending[sk]:
+                return False
+            del pending[sk]
+        return True
+
+    wait_until(done, timeout, interval=0.5,
+               what=f"{len(pending)} keys to hold the reference aggregates, e.g. {next(iter(pending), None)}\n"
+                    f"{pod.logs_tail()}")
+
+
+def assert_same_state(got: dict, expected: dict) -> None:
+    wrong = [k for k in expected if got.get(k) != expected[k]]
+    assert not wrong, f"{len(wrong)} of {len(expected)} aggregates differ from the reference model, e.g. " + (
+        json.dumps([wrong[0], expected[wrong[0]], got.get(wrong[0])]) if wrong else "")
+    assert set(got) == set(expected), sorted(set(got) ^ set(expected))[:5]
 
 
 def chaser(name: str, id: str, sent: int, ttl: int, previous=None) -> dict:
@@ -197,38 +224,24 @@ def test_restart_restores_state(tansu, pod_factory, binaries, run_env):
 def test_kill9_under_load_loses_and_doubles_nothing(tansu, pod_factory, binaries, run_env, guarantee):
     pod = ingestor_pod(pod_factory, tansu, processingGuarantee=guarantee)
     start_ingestor(pod)
-    expect = pod.workdir / "expected.jsonl"
-    pod.write_config()
-    gen = subprocess.Popen(
-        [str(binaries.ingestor), "generate", "--config", str(pod.config_path), "--total", "24000", "--rate", "4000",
-         "--keys", "300", "--seed", "7", "--expect", str(expect)],
-        env=run_env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
+    gen = start_generator(pod, binaries, run_env, "--total", "24000", "--rate", "4000", "--keys", "300",
+                          "--seed", "7")
     for _ in range(2):
-        time.sleep(2)
+        # Kill while records flow: wait for consumption to move on from what the last start restored.
+        consumed = socket_metrics(pod.socket_path).get("records_consumed_total", 0)
+        wait_until(lambda: socket_metrics(pod.socket_path).get("records_consumed_total", 0) > consumed + 500, 60,
+                   interval=0.2, what="consumption under load")
         assert pod.signal("ingestor", signal.SIGKILL) == -signal.SIGKILL
         start_ingestor(pod)
     assert gen.wait(120) == 0, gen.stderr.read()
-    expected = read_expected(expect)
-    some_key = sorted(expected)[0]
-
-    def caught_up() -> bool:
-        m = socket_metrics(pod.socket_path)
-        lag = sum(v for k, v in m.items() if k.startswith("kafka_consumer_lag"))
-        return lag == 0 and socket_get(pod.socket_path, some_key[0], some_key[1]) == expected[some_key]
-
-    wait_until(caught_up, 60, interval=0.5, what="ingestor caught up")
-    time.sleep(6)  # statistics lag is sampled every 5 s: let the last commit land
+    expected = rm.expected_aggregates(tansu.bootstrap)
+    assert {s for s, _ in expected} == {"chaser", "billing"}
+    wait_exact(pod, expected)
     assert pod.signal("ingestor", signal.SIGTERM, wait=15) == 0
-    got = dump_store(pod, binaries, run_env)
-    wrong = [k for k in expected if got.get(k) != expected[k]]
-    assert not wrong, f"{len(wrong)} of {len(expected)} aggregates differ, e.g. {wrong[:2]}: " + json.dumps(
-        [expected[wrong[0]], got.get(wrong[0])])
-    assert set(got) == set(expected)
+    assert_same_state(dump_store(pod, binaries, run_env), expected)
 
 
 def test_bad_input_reaches_dead_letter_topic(tansu, pod_factory, binaries, run_env):
-    confluent_kafka = pytest.importorskip("confluent_kafka")
     pod = ingestor_pod(pod_factory, tansu)
     start_ingestor(pod)
     producer = confluent_kafka.Producer({"bootstrap.servers": tansu.bootstrap, "partitioner": "murmur2_random"})
@@ -239,10 +252,14 @@ def test_bad_input_reaches_dead_letter_topic(tansu, pod_factory, binaries, run_e
         "corrupt-avro": (b"k4", b"\x00\x00\x00\x00\x01\xff\xff\xff\xff\x0f"),
         "wrong-type": (b"k5", b"\x00\x00\x00\x00\x02\x00\x00\x00\x00"),
         "null-key": (None, b"\x00\x00\x00\x00\x01"),
+        # A good event whose key is longer than the stores take (once it stopped the ingestor for good).
+        "key-too-long": (b"k" * 512, rm.encode(chaser("A", "x", 1, 1))),
+        "empty-key": (b"", rm.encode(chaser("A", "", 1, 1))),
     }
     for key, value in bad.values():
         producer.produce("input", key=key, value=value)
-    producer.flush(10)
+    assert producer.flush(10) == 0
+    del producer  # no client left retrying a stopped broker after the test
     # Processing goes on after bad records.
     produce_events(pod, binaries, run_env, [chaser("A", "dev-ok", 1000, 300)])
     wait_until(lambda: socket_get(pod.socket_path, "chaser", "dev-ok") is not None, 30, what="good record after bad")
@@ -280,57 +297,54 @@ def test_rebalance_between_two_ingestors_keeps_state_exact(tansu, pod_factory, b
     a = ingestor_pod(pod_factory, tansu)
     b = pod_factory(tansu, name="podb", kafka={"commitInterval": 100})
     start_ingestor(a)
-    expect = a.workdir / "expected.jsonl"
-    a.write_config()
-    gen = subprocess.Popen(
-        [str(binaries.ingestor), "generate", "--config", str(a.config_path), "--total", "36000", "--rate", "2000",
-         "--keys", "200", "--seed", "11", "--expect", str(expect)],
-        env=run_env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    time.sleep(1.5)
+    gen = start_generator(a, binaries, run_env, "--total", "36000", "--rate", "2000", "--keys", "200",
+                          "--seed", "11")
+    wait_until(lambda: socket_metrics(a.socket_path).get("records_consumed_total", 0) > 1000, 60, interval=0.2,
+               what="a consuming under load")
     start_ingestor(b)
     # Ready = joined with its share of partitions restored (tansu holds each join for session.timeout / 2).
     wait_until(lambda: socket_ready(b.socket_path), 40, interval=0.5, what=f"b ready\n{b.logs_tail()}")
+    assert socket_metrics(b.socket_path).get("partitions_assigned", 0) >= 1, "b joined without partitions"
     assert gen.wait(120) == 0, gen.stderr.read()
     assert b.signal("ingestor", signal.SIGTERM, wait=20) == 0
-    expected = read_expected(expect)
-
-    def all_exact() -> bool:
-        return all(socket_get(a.socket_path, s, k) == v for (s, k), v in list(expected.items())[::25])
-
-    wait_until(all_exact, 60, interval=1, what=f"a serves every partition exactly\n{a.logs_tail()}")
-    time.sleep(1)
+    expected = rm.expected_aggregates(tansu.bootstrap)
+    wait_until(lambda: socket_metrics(a.socket_path).get("partitions_assigned") == 4, 60, interval=0.5,
+               what=f"a takes every partition back\n{a.logs_tail()}")
+    wait_exact(a, expected)
     assert a.signal("ingestor", signal.SIGTERM, wait=20) == 0
-    got = dump_store(a, binaries, run_env)
-    wrong = [k for k in expected if got.get(k) != expected[k]]
-    assert not wrong, f"{len(wrong)} of {len(expected)} aggregates differ, e.g. {wrong[:2]}"
+    assert_same_state(dump_store(a, binaries, run_env), expected)
 
 
 def test_cache_size_zero_emits_every_update(tansu, pod_factory, binaries, run_env):
-    confluent_kafka = pytest.importorskip("confluent_kafka")
+    """With no record cache every update reaches the output topics and changelogs; each value, decoded by
+    the reference codec (fastavro), is the reference model's aggregate after that event."""
     pod = ingestor_pod(pod_factory, tansu, cacheMaxEntries=0)
     start_ingestor(pod)
-    produce_events(pod, binaries, run_env, [chaser(n, "dev-z", 1000 * i, 100 * i) for i, n in enumerate("ABC", 1)])
+    bill = {"type": BILL, "billId": "b-z", "customerId": "c-1", "orderId": "o-1", "amountCents": 1250,
+            "currency": "EUR", "issuedAt": 1000, "dueDate": 90000}
+    request = {"type": PAYMENT_REQUEST, "paymentId": "p-1", "billId": "b-z", "customerId": "c-1",
+               "amountCents": 1250, "currency": "EUR", "requestedAt": 2000}
+    failed = {"type": PAYMENT_FAILED, "paymentId": "p-1", "billId": "b-z", "customerId": "c-1",
+              "failureReason": "card-expired", "failedAt": 2500}
+    chasers = [chaser(n, "dev-z", 1000 * i, 100 * i, previous=None if i == 1 else i) for i, n in enumerate("ABC", 1)]
+    produce_events(pod, binaries, run_env, chasers + [bill, request, failed])
+    wait_until(lambda: (socket_get(pod.socket_path, "billing", "b-z") or {}).get("lastPaymentFailed"), 30,
+               what="the billing sequence folded")
     wait_until(lambda: (socket_get(pod.socket_path, "chaser", "dev-z") or {}).get("count") == 3, 30, what="count 3")
-    consumer = confluent_kafka.Consumer({
-        "bootstrap.servers": tansu.bootstrap, "group.id": "out-reader", "auto.offset.reset": "earliest",
-        "isolation.level": "read_committed", "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000,
-    })
-    consumer.subscribe(["chaser", "k8s-micro-chaser-changelog"])
-    seen: dict[str, list] = {"chaser": [], "k8s-micro-chaser-changelog": []}
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and min(len(v) for v in seen.values()) < 3:
-        msg = consumer.poll(0.5)
-        if msg is None or msg.error() or msg.key() != b"dev-z":
-            continue
-        seen[msg.topic()].append(msg)
-    consumer.close()
-    for topic, msgs in seen.items():
-        assert len(msgs) == 3, topic
-        # Framed Avro: magic 0, schema id 2 (chaser Aggregate).
-        assert all(m.value()[:5] == b"\x00\x00\x00\x00\x02" for m in msgs), topic
-    offsets = [int(dict(m.headers())["k8s-micro-input-offset"]) for m in seen["k8s-micro-chaser-changelog"]]
-    assert offsets == sorted(offsets) and len(set(offsets)) == 3
+    want = {
+        "chaser": [rm.fold(("dev-z", e) for e in chasers[: i + 1])["chaser"]["dev-z"] for i in range(3)],
+        "billing": [rm.fold(("b-z", e) for e in [bill, request, failed][: i + 1])["billing"]["b-z"]
+                    for i in range(3)],
+    }
+    ids = {"chaser": rm.EMBEDDED_IDS[rm.AGGREGATE], "billing": rm.EMBEDDED_IDS[rm.BILL_AGGREGATE]}
+    for store in ("chaser", "billing"):
+        for topic in (store, f"k8s-micro-{store}-changelog"):
+            records = rm.read_topic(tansu.bootstrap, topic, timeout=30, headers=True)
+            assert all(r[3][:5] == b"\x00" + ids[store].to_bytes(4, "big") for r in records), topic
+            assert [rm.decode_output(r[3]) for r in records] == want[store], topic
+            if topic.endswith("changelog"):
+                offsets = [int(r[4]["k8s-micro-input-offset"]) for r in records]
+                assert offsets == sorted(offsets) and len(set(offsets)) == 3
     assert pod.signal("ingestor", signal.SIGTERM, wait=15) == 0
 
 
@@ -342,11 +356,24 @@ def test_publish_over_socket_answers_after_the_ack(tansu, pod_factory, binaries,
     n = struct.unpack(">I", rest[:4])[0]
     topic = rest[4 : 4 + n].decode()
     partition, offset = struct.unpack(">iq", rest[4 + n : 4 + n + 12])
-    assert topic == "input" and 0 <= partition < 4 and offset >= 0
-    wait_until(lambda: socket_get(pod.socket_path, "chaser", "dev-pub") is not None, 30, what="published event")
+    # Keyed by the chaser's id, on that key's murmur2 partition, and the record there is the event.
+    assert topic == "input" and partition == rm.partition_for("dev-pub", 4) and offset >= 0
+    records = {(p, o): (k, v) for p, o, k, v in rm.read_topic(tansu.bootstrap, "input", timeout=30)}
+    key, value = records[(partition, offset)]
+    assert key == b"dev-pub" and rm.decode(value) == chaser("A", "dev-pub", 1000, 300)
+    wait_until(lambda: socket_get(pod.socket_path, "chaser", "dev-pub") == rm.flat(rm.expected_state(
+        tansu.bootstrap)[0])[("chaser", "dev-pub")], 30, what="published event folded")
     with pytest.raises(SocketError) as bad:
         _call(pod.socket_path, 8, struct.pack(">I", 2) + b"{}")
     assert bad.value.status == 4 and "type" in bad.value.message
+    long_id = json.dumps(chaser("A", "d" * 512, 1000, 300)).encode()
+    with pytest.raises(SocketError) as bad:
+        _call(pod.socket_path, 8, struct.pack(">I", len(long_id)) + long_id)
+    assert bad.value.status == 4 and "511" in bad.value.message
+    empty_id = json.dumps(chaser("A", "", 1000, 300)).encode()
+    with pytest.raises(SocketError) as bad:
+        _call(pod.socket_path, 8, struct.pack(">I", len(empty_id)) + empty_id)
+    assert bad.value.status == 4 and "empty" in bad.value.message
     assert pod.signal("ingestor", signal.SIGTERM, wait=15) == 0
 
 
@@ -359,34 +386,37 @@ def test_zombie_after_pause_is_fenced_and_state_stays_exact(tansu, pod_factory, 
     start_ingestor(b)
     wait_until(lambda: socket_ready(a.socket_path) and socket_ready(b.socket_path), 40, interval=0.5,
                what="both ready")
-    expect = a.workdir / "expected.jsonl"
-    a.write_config()
-    gen = subprocess.Popen(
-        [str(binaries.ingestor), "generate", "--config", str(a.config_path), "--total", "30000", "--rate", "2000",
-         "--keys", "200", "--seed", "5", "--expect", str(expect)],
-        env=run_env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    time.sleep(3)
+    gen = start_generator(a, binaries, run_env, "--total", "30000", "--rate", "2000", "--keys", "200",
+                          "--seed", "5")
+    # Freeze A while it holds partitions and records flow.
+    wait_until(lambda: socket_metrics(a.socket_path).get("records_consumed_total", 0) > 500, 60, interval=0.2,
+               what="a consuming under load")
     a.procs["ingestor"].send_signal(signal.SIGSTOP)
-    time.sleep(10)  # > session.timeout.ms (6 s): B is given all partitions
-    a.procs["ingestor"].send_signal(signal.SIGCONT)
+    try:
+        # Past session.timeout.ms (6 s) the group gives B every partition.
+        wait_until(lambda: socket_metrics(b.socket_path).get("partitions_assigned") == 4, 60, interval=0.5,
+                   what=f"b takes a's partitions\n{b.logs_tail()}")
+    finally:
+        a.procs["ingestor"].send_signal(signal.SIGCONT)
     assert gen.wait(120) == 0, gen.stderr.read()
-    expected = read_expected(expect)
-    # Let both drain, stop both, then A alone takes every partition (replaying B's changelog tail).
-    # (Stopping only B is not enough on tansu 0.6: when the group leader leaves, tansu keeps it as leader and
-    # the remaining member loops in SyncGroup "rebalance in progress"; an empty group starts over.)
-    time.sleep(5)
+    expected = rm.expected_aggregates(tansu.bootstrap)
+    # The thawed zombie has noticed that it lost its partitions (its open transaction was fenced or aborted).
+    wait_until(lambda: any(v > 0 for k, v in socket_metrics(a.socket_path).items()
+                           if k.startswith("rebalances_total") and "assign" not in k), 60, interval=0.5,
+               what=f"a notices it lost its partitions\n{a.logs_tail()}")
+    # Once the group has settled with both members, stop both; then A alone takes every partition (replaying
+    # B's changelog tail). (Stopping only B, or both in the middle of a rebalance, is not enough on tansu 0.6:
+    # when the group leader leaves, tansu keeps it as leader and the remaining or next member loops in
+    # SyncGroup "rebalance in progress"; an empty, settled group starts over.)
+    def settled() -> bool:
+        na = socket_metrics(a.socket_path).get("partitions_assigned", 0)
+        nb = socket_metrics(b.socket_path).get("partitions_assigned", 0)
+        return na >= 1 and nb >= 1 and na + nb == 4 and socket_ready(a.socket_path) and socket_ready(b.socket_path)
+
+    wait_until(settled, 60, interval=0.5, what=f"the group settles with a and b\n{a.logs_tail()}")
     b.signal("ingestor", signal.SIGTERM, wait=20)
     a.signal("ingestor", signal.SIGTERM, wait=20)
     start_ingestor(a)
-
-    def all_exact() -> bool:
-        return all(socket_get(a.socket_path, s, k) == v for (s, k), v in list(expected.items())[::25])
-
-    wait_until(all_exact, 60, interval=1, what=f"a serves every partition exactly\n{a.logs_tail()}")
-    time.sleep(1)
+    wait_exact(a, expected)
     assert a.signal("ingestor", signal.SIGTERM, wait=20) == 0
-    got = dump_store(a, binaries, run_env)
-    wrong = [k for k in expected if got.get(k) != expected[k]]
-    assert not wrong, f"{len(wrong)} of {len(expected)} aggregates differ, e.g. {wrong[:2]}: " + json.dumps(
-        [expected[wrong[0]], got.get(wrong[0])])
+    assert_same_state(dump_store(a, binaries, run_env), expected)

@@ -205,6 +205,10 @@ def test_null_key_and_wrong_type_are_dead_letters():
     agg = rm.encode(chasers([chaser("A", 1, 1)]))
     _, dead = rm.fold_framed([(None, rm.encode(chaser("A", 1, 1))), (b"k", agg)])
     assert dead == [(None, "null-key"), (b"k", "wrong-type")]
+    _, dead = rm.fold_framed([(b"k" * 512, rm.encode(chaser("A", 1, 1))), (b"k" * 511, rm.encode(chaser("A", 1, 1)))])
+    assert dead == [(b"k" * 512, "key-too-long")]
+    _, dead = rm.fold_framed([(b"", rm.encode(chaser("A", 1, 1)))])
+    assert dead == [(b"", "empty-key")]
 
 
 def test_registry_writer_schema_resolves_against_the_reader():
@@ -239,3 +243,24 @@ def test_murmur2_vectors(data, want):
 def test_partition_for_is_positive_modulo():
     assert rm.partition_for("foobar", 4) == (-790332482 & 0x7FFFFFFF) % 4
     assert {rm.partition_for(f"k{i}", 4) for i in range(100)} == {0, 1, 2, 3}
+
+
+# --- reading a real topic --------------------------------------------------------------------------------
+
+
+def test_read_topic_returns_every_record_in_order(tansu):
+    """Batches of many records (where the broker's ListOffsets answer is wrong) and an empty partition."""
+    import confluent_kafka
+
+    tansu.create_topic("t", 3)
+    producer = confluent_kafka.Producer({"bootstrap.servers": tansu.bootstrap, "linger.ms": 50})
+    sent = [(f"k{i % 17}".encode(), rm.encode(chaser("A", i, i, id=f"k{i % 17}"))) for i in range(600)]
+    for i, (key, value) in enumerate(sent):
+        producer.produce("t", key=key, value=value, partition=i % 2, headers={"n": str(i)})
+    assert producer.flush(30) == 0
+    records = rm.read_topic(tansu.bootstrap, "t", timeout=30, headers=True)
+    assert [(r[0], r[1]) for r in records] == sorted((p, o) for p in (0, 1) for o in range(300))
+    assert sorted(int(r[4]["n"]) for r in records) == list(range(600))
+    assert {(r[2], r[3]) for r in records} == set(sent)
+    state, dead = rm.expected_state(tansu.bootstrap, "t", timeout=30)
+    assert not dead and sum(a["count"] for a in state["chaser"].values()) == 600

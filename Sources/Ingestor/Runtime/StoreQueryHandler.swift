@@ -202,8 +202,13 @@ final class StoreQueryHandler: SocketRequestHandler {
         } catch {
             return reply(.badRequest(message: error.message))
         }
+        let key = Array(EventKey.key(for: event).utf8)
+        if let refused = StoreLimits.refusal(keyBytes: key.count) {
+            let field = if case .chaser = event { "id" } else { "billId" }
+            return reply(.badRequest(message: "\(field): \(refused.detail)"))
+        }
         let value = codec.withLock { $0.encode(event) }
-        publisher.publish(key: Array(EventKey.key(for: event).utf8), value: value) { result in
+        publisher.publish(key: key, value: value) { result in
             switch result {
             case .success(let receipt): reply(.published(receipt))
             case .failure(let error): reply(.unavailable(message: "publish failed: \(error)"))

@@ -267,6 +267,10 @@ final class StreamLoop: RebalanceListener {
             deadLetter(record, reason: "null-key", detail: "record has no key")
             return
         }
+        if let refused = StoreLimits.refusal(keyBytes: key.count) {
+            deadLetter(record, reason: refused.reason, detail: refused.detail)
+            return
+        }
         let event: InputEvent
         do {
             event = try codec.decodeInput(record.value ?? UnsafeRawBufferPointer(start: nil, count: 0))

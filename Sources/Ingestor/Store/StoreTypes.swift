@@ -1,5 +1,21 @@
 // Value types of the local state store: checkpoints, write batches, errors.
 
+/// Limits every store implementation shares.
+package enum StoreLimits {
+    /// LMDB's largest key (MDB_MAXKEYSIZE as Debian builds it). LMDB refuses longer and empty keys, so such
+    /// records are dead-lettered instead of failing the commit (and every restart after it) forever.
+    package static let maxKeyBytes = 511
+
+    /// Why `key` cannot be stored (a dead-letter reason and its detail), or nil when it can.
+    package static func refusal(keyBytes count: Int) -> (reason: String, detail: String)? {
+        if count == 0 { return ("empty-key", "record key is empty") }
+        if count > maxKeyBytes {
+            return ("key-too-long", "key of \(count) bytes; the stores take at most \(maxKeyBytes)")
+        }
+        return nil
+    }
+}
+
 /// What the local store of one partition is known to contain.
 package struct Checkpoint: Sendable, Equatable {
     /// The committed input offset (next input offset to consume) the stored values are exact for.
