@@ -48,7 +48,7 @@ final class HealthRoutes {
     }
 
     func alive(_ r: RouteRequest) -> HTTPResponse {
-        let fresh = heartbeat.isFresh
+        let fresh = heartbeat.isHealthy
         let watchdog = heartbeat.watchdogRunning
         let valid = fresh && watchdog
         return .json(

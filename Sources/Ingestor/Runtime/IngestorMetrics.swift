@@ -15,6 +15,8 @@ final class IngestorMetrics: Sendable {
     let commitLatency: Metrics.Timer
     let commits = Counter(label: "commits_total")
     let aborts = Counter(label: "transaction_aborts_total")
+    /// Clean record-cache entries dropped past the hot-key bound (the next record of the key reads LMDB).
+    let cacheEvictions = Counter(label: "record_cache_evictions_total")
     let partitionsRestoring = Gauge(label: "partitions_restoring")
     let partitionsAssigned = Gauge(label: "partitions_assigned")
     /// 1 while the stream thread reaches the broker, 0 while it does not (BrokerLink).

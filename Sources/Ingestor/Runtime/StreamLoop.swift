@@ -528,7 +528,10 @@ final class StreamLoop: RebalanceListener {
                 case .chaser: Self.evict(&chaserCache, oldest)
                 case .billing: Self.evict(&billingCache, oldest)
                 }
-            if evicted { excess -= 1 }
+            if evicted {
+                excess -= 1
+                metrics.cacheEvictions.increment()
+            }
         }
         // Under the bound nothing is popped: drop the stale entries before the order outgrows the cache.
         if produced.count > 2 * (chaserCache.count + billingCache.count) + 4_096 {
