@@ -145,7 +145,7 @@ final class StreamLoop: RebalanceListener {
                 var batches = 0
                 while served < 5_000, !cacheFull {
                     let n = try consumer.pollBatch(
-                        max: settings.pollBatchSize, timeoutMs: batches == 0 ? timeout : 0,
+                        max: min(settings.pollBatchSize, cacheRoom), timeoutMs: batches == 0 ? timeout : 0,
                         onRecord: { record in try process(record) }, onEvent: { event in try handle(event) })
                     flushCounters()
                     if let error = callbackError {
@@ -230,11 +230,15 @@ final class StreamLoop: RebalanceListener {
     /// The collecting epoch holds as much as one epoch may: dirty keys plus what it already took (every update
     /// when cacheMaxEntries is 0, dead letters), bounded by cacheMaxEntries (10,000 when it is 0). Past this the
     /// stream thread commits, waiting for the commit thread if it must: back-pressure instead of growth.
-    private var cacheFull: Bool {
+    private var cacheFull: Bool { cacheRoom == 0 }
+
+    /// Records the collecting epoch can still take before it is full (each record adds at most one entry): a
+    /// poll batch never takes more, so the bound holds to the record, not to a batch of 1,000.
+    private var cacheRoom: Int {
         let waiting =
             chaserDirty.count + billingDirty.count + collecting.chaser.count + collecting.billing.count
             + collecting.deadLetters.count
-        return waiting >= (settings.cacheMaxEntries > 0 ? settings.cacheMaxEntries : 10_000)
+        return max(0, (settings.cacheMaxEntries > 0 ? settings.cacheMaxEntries : 10_000) - waiting)
     }
 
     private func handle(_ event: ConsumerEvent) throws {
