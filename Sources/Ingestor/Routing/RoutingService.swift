@@ -100,6 +100,9 @@ final class RoutingService: IngestorRoutingView, Sendable {
         // Consumer properties (session.timeout.ms, ...) would make librdkafka warn (CONFWARN) on a producer.
         var producerProps = StreamSettings.producerOnly(settings.kafkaProperties)
         producerProps["linger.ms"] = "0"
+        // A transactional.id set in kafka.properties is the stream's: a claim is a plain produce (and a
+        // second producer with that id would fence the stream's).
+        producerProps.removeValue(forKey: "transactional.id")
         var consumerProps = settings.kafkaProperties
         consumerProps["enable.auto.commit"] = "false"
         consumerProps["enable.partition.eof"] = "false"
