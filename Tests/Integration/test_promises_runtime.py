@@ -2,7 +2,7 @@
 then 406), the record cache evicts past its hot-key bound and back-pressures at `cacheMaxEntries`, and the
 ingestor's abort/rewind and fatal paths keep state exact.
 
-Expected state comes from reference_model.py.
+Expected state comes from reference_model.py. About 70 s in all.
 """
 
 from __future__ import annotations
