@@ -36,37 +36,9 @@ def read_expect_files(*paths: Path) -> dict[tuple[str, str], dict]:
 
 
 def read_to_end(bootstrap: str, topic: str, timeout: float = 60) -> list[tuple[bytes | None, bytes | None]]:
-    """Every record of `topic` as (key, value), partition by partition in offset order. The end of a partition
-    is its end-of-partition event (the fetch's high watermark): ListOffsets(latest) is wrong on tansu when the
-    last batch holds several records."""
-    import confluent_kafka
-
-    consumer = confluent_kafka.Consumer({
-        "bootstrap.servers": bootstrap, "group.id": "statecheck", "enable.auto.commit": False,
-        "isolation.level": "read_committed", "enable.partition.eof": True,
-    })
-    try:
-        partitions = consumer.list_topics(topic, timeout=timeout).topics[topic].partitions
-        consumer.assign([confluent_kafka.TopicPartition(topic, p, confluent_kafka.OFFSET_BEGINNING)
-                         for p in partitions])
-        records: dict[int, list] = {p: [] for p in partitions}
-        done: set[int] = set()
-        deadline = time.monotonic() + timeout
-        while len(done) < len(partitions):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{topic}: partitions {sorted(set(partitions) - done)} did not reach their end")
-            msg = consumer.poll(0.5)
-            if msg is None:
-                continue
-            if msg.error():
-                if msg.error().code() == confluent_kafka.KafkaError._PARTITION_EOF:
-                    done.add(msg.partition())
-                    continue
-                raise RuntimeError(f"reading {topic}: {msg.error()}")
-            records[msg.partition()].append((msg.key(), msg.value()))
-        return [r for p in sorted(records) for r in records[p]]
-    finally:
-        consumer.close()
+    """(key, value) of every record of `topic`, partition by partition, up to each partition's end-of-partition
+    event (the reference model's reader: ListOffsets(latest) is wrong on tansu)."""
+    return [(key, value) for _, _, key, value in reference_model.read_topic(bootstrap, topic, timeout)]
 
 
 def expected_state(bootstrap: str, fallback: dict[tuple[str, str], dict]) -> dict[tuple[str, str], dict]:

@@ -43,6 +43,10 @@ final class ChangelogRestorer {
         var lastOffset: Int64 = -1
         /// Last record or end seen: a task without progress is checked against the fetch's high watermark.
         var lastProgress = ContinuousClock.now
+        /// How long without progress counts as stuck. Doubled after each fetch restart (up to a minute): on a
+        /// broker slower than the first bound, restarting every 5 s threw each fetch away before it answered
+        /// and the restore never moved (seen in a chaos run on a durable broker).
+        var patience = ChangelogRestorer.firstPatience
 
         init(topic: String, store: StoreKind, partition: Int32, start: Int64, committedInput: Int64) {
             self.topic = topic
@@ -176,13 +180,13 @@ final class ChangelogRestorer {
     }
 
     /// After a broker restart the partition-EOF event of a changelog partition was seen never to come (the
-    /// restore then hung: "partition N is restoring" for minutes). A task without progress for `stallAfter`
-    /// is finished if the fetch's high watermark says it is at the end, else its fetch is started again at its
-    /// position (unassign + assign); nothing is skipped either way.
+    /// restore then hung: "partition N is restoring" for minutes). A task without progress for its patience
+    /// (5 s, doubled after each restart) is finished if the fetch's high watermark says it is at the end, else
+    /// its fetch is started again at its position (unassign + assign); nothing is skipped either way.
     private func unstick() throws -> [Int32] {
         let now = ContinuousClock.now
         var finished: [Int32] = []
-        for (tp, task) in tasks where now - task.lastProgress > stallAfter {
+        for (tp, task) in tasks where now - task.lastProgress > task.patience {
             task.lastProgress = now
             let position = max(task.start, task.lastOffset + 1)
             if let hw = consumer.cachedWatermarks(tp), task.start >= 0 || task.lastOffset >= 0, position >= hw.high {
@@ -196,12 +200,14 @@ final class ChangelogRestorer {
                     metadata: ["topic": "\(tp)", "position": "\(position)"])
                 try consumer.unassign([tp])
                 try consumer.assign([tp: task.lastOffset >= 0 ? task.lastOffset + 1 : task.start])
+                task.patience = min(task.patience * 2, Self.longestPatience)
             }
         }
         return finished
     }
 
-    private let stallAfter = Duration.seconds(5)
+    private static let firstPatience = Duration.seconds(5)
+    private static let longestPatience = Duration.seconds(60)
 
     private func apply(_ record: ConsumedRecord) throws {
         let task: Task
@@ -214,6 +220,7 @@ final class ChangelogRestorer {
         }
         task.lastOffset = record.offset
         task.lastProgress = ContinuousClock.now
+        task.patience = Self.firstPatience
         let store = stores[task.store]
         let checkpoint = task.checkpoint(changelogOffset: record.offset + 1)
         let derivedFrom = record.header.flatMap(ChangelogHeader.decode)
