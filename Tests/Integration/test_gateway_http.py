@@ -97,21 +97,24 @@ def gateway(binaries, run_env, tmp_path):
 # --- raw socket helpers -------------------------------------------------------------------------
 
 
+def read_to_close(s: socket.socket) -> bytes:
+    """Everything the peer sends until it closes or resets the connection."""
+    chunks = []
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def raw(port: int, data: bytes, timeout: float = 5.0, read_until_close: bool = True) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(data)
-        if not read_until_close:
-            return read_response(s)
-        chunks = []
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return read_to_close(s) if read_until_close else read_response(s)
 
 
 def read_response(s: socket.socket) -> bytes:
@@ -332,15 +335,7 @@ def test_slow_client_is_cut(binaries, run_env, tmp_path):
 
             t = threading.Thread(target=trickle, daemon=True)
             t.start()
-            data = b""
-            try:
-                while True:
-                    chunk = s.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
-            except ConnectionResetError:
-                pass
+            data = read_to_close(s)
             stop.set()
             t.join(5)
         assert status_of(data) == 408

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from test_gateway_http import Gateway, _wait, gateway, raw, split_responses, status_of  # noqa: F401 (fixture)
+from test_gateway_http import (  # noqa: F401 (gateway is a fixture)
+    Gateway, _wait, gateway, raw, read_to_close, split_responses, status_of)
 
 HELLO = b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
 # The gateway's buffered-bytes budget per listener (HTTPLimits.maxBufferedBytes).
@@ -124,15 +125,7 @@ def test_one_mebibyte_header_gets_431_and_close(gateway):
     big = b"GET /hello HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (1 << 20) + b"\r\n\r\n"
     sender = threading.Thread(target=lambda: _send_quietly(s, big), daemon=True)
     sender.start()
-    data = b""
-    while True:
-        try:
-            chunk = s.recv(65536)
-        except ConnectionResetError:
-            break
-        if not chunk:
-            break
-        data += chunk
+    data = read_to_close(s)
     sender.join(10)
     s.close()
     (status, headers, body), = split_responses(data)
