@@ -900,13 +900,15 @@ class FlakyPeer:
         self.drop = drop
         self.connections = 0
         self.answered = 0
+        self.lock = threading.Lock()
         self.server = socket.create_server(("127.0.0.1", 0))
         self.endpoint = f"127.0.0.1:{self.server.getsockname()[1]}"
         accept_forever(self.server, self._serve)
 
     def _serve(self, conn: socket.socket):
-        self.connections += 1
-        drop = self.connections <= self.drop
+        with self.lock:  # each connection thread takes its own number
+            self.connections += 1
+            drop = self.connections <= self.drop
         buf = b""
         with conn:
             while True:
@@ -924,9 +926,12 @@ class FlakyPeer:
                     key = head.split(b" ")[1].rsplit(b"/", 1)[-1].decode()
                     body = json.dumps({"type": "com.polecatworks.chaser.Aggregate", "names": [key], "count": 1,
                                        "latest": 5, "longest": 6}).encode()
+                    # Counted before sending: the client may read the answer (and the test check the count)
+                    # before this thread runs again.
+                    with self.lock:
+                        self.answered += 1
                     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
                                  % len(body) + body)
-                    self.answered += 1
 
     def close(self):
         self.server.close()
