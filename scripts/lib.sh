@@ -46,7 +46,7 @@ group_alive() {
 
 # start_broker HOST PORT LOGFILE [DATADIR]: tansu in the background; sets BROKER_PID.
 # Without DATADIR the broker keeps everything in memory and forgets it when stopped. With DATADIR it is durable:
-# localbucket (a small S3 server) serves DATADIR/s3 on BUCKET_PORT (default PORT+1000) and tansu keeps topics,
+# localbucket (a small S3 server; scripts/s3server.py adds the conditional writes tansu needs) serves DATADIR/s3 on BUCKET_PORT (default PORT+1000) and tansu keeps topics,
 # records and group offsets there, so they survive a broker restart; sets BUCKET_PID too.
 start_broker() {
   local host=$1 port=$2 log=$3 data=${4:-}
@@ -54,7 +54,7 @@ start_broker() {
   if [ -n "$data" ]; then
     local bucket_port=${BUCKET_PORT:-$((port + 1000))}
     mkdir -p "$data/s3"
-    spawn "${log%.log}-s3.log" localbucket --host "$host" --port "$bucket_port" "$data/s3"
+    spawn "${log%.log}-s3.log" python "$K8S_MICRO_ROOT/scripts/s3server.py" --host "$host" --port "$bucket_port" "$data/s3"
     BUCKET_PID=$SPAWNED_PID
     WAIT_SECONDS=20 wait_for port_open "$host" "$bucket_port" || {
       echo "localbucket did not start, see ${log%.log}-s3.log" >&2

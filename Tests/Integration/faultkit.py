@@ -45,7 +45,7 @@ from pathlib import Path
 
 import requests
 
-from conftest import TANSU, VENV, create_topic, free_port, run_environment, stop_process, wait_until
+from conftest import ROOT, TANSU, VENV, create_topic, free_port, run_environment, stop_process, wait_until
 
 # --- processes ------------------------------------------------------------------------------------------------
 
@@ -360,13 +360,14 @@ class FaultProxy:
 
 # --- the durable broker ---------------------------------------------------------------------------------------
 
-LOCALBUCKET = VENV / "bin" / "localbucket"
+# localbucket with If-Match honoured: tansu's metadata updates rely on it (scripts/s3server.py says why).
+S3_SERVER = [str(VENV / "bin" / "python"), str(ROOT / "scripts" / "s3server.py")]
 S3_ENV = {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_DEFAULT_REGION": "us-east-1",
           "AWS_ALLOW_HTTP": "true"}
 
 
 class LocalBucket:
-    """`localbucket` serving `root` (one folder per bucket) on a loopback port."""
+    """`localbucket` (scripts/s3server.py) serving `root` (one folder per bucket) on a loopback port."""
 
     def __init__(self, root: Path, log: Path, host: str = "127.0.0.1"):
         self.root = root
@@ -374,7 +375,7 @@ class LocalBucket:
         self.port = free_port(host)
         self.endpoint = f"http://{host}:{self.port}"
         root.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen([str(LOCALBUCKET), "--host", host, "--port", str(self.port), str(root)],
+        self.proc = subprocess.Popen([*S3_SERVER, "--host", host, "--port", str(self.port), str(root)],
                                      stdout=log.open("ab"), stderr=subprocess.STDOUT, env=run_environment())
         wait_until(lambda: listening(host, self.port), 20, what=f"localbucket on {self.port}")
 

@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 
 import requests
@@ -20,7 +21,8 @@ import requests
 from conftest import ROOT, wait_until
 from faultkit import Supervisor
 from statecheck import (
-    ReadProbe, expected_state, metric, output_mismatches, read_expect_files, ready_detail, wait_served_exact)
+    ReadProbe, expected_state, metric, output_mismatches, read_expect_files, read_to_end, ready_detail,
+    wait_served_exact)
 
 CHASER = "com.polecatworks.chaser.Chaser"
 AGGREGATE = "com.polecatworks.chaser.Aggregate"
@@ -208,3 +210,44 @@ def test_sigterm_exits_in_time_in_every_state(durable_tansu, pod_factory):
     pod.start_ingestor()
     check_exact(pod, broker, fallback, timeout=120)
     assert pod.signal("ingestor", signal.SIGTERM, wait=45) == 0
+
+
+def test_concurrent_idempotent_producers_keep_their_sequences(durable_tansu):
+    """Three idempotent producers at once, no fault: every record is delivered once and no producer dies.
+    tansu keeps producer ids and sequence numbers in one metadata object updated with conditional writes; on
+    an S3 server that ignores `If-Match` (localbucket as published) one producer's update undid another's and
+    tansu answered UNKNOWN_PRODUCER_ID or OUT_OF_ORDER_SEQUENCE_NUMBER (fatal) within seconds
+    (scripts/s3server.py). About 20 s."""
+    import confluent_kafka
+
+    broker = durable_tansu
+    broker.create_topic("seq", 4)
+    per_producer, errors = 2000, []
+
+    def produce(n: int) -> None:
+        # linger 0: many small requests in flight, so the metadata updates overlap as much as they can.
+        producer = confluent_kafka.Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": True,
+                                             "linger.ms": 0, "client.id": f"seq-{n}"})
+
+        def delivered(err, _msg) -> None:
+            if err is not None:
+                errors.append(f"producer {n}: {err}")
+
+        try:
+            for i in range(per_producer):
+                producer.produce("seq", key=f"{n}-{i}".encode(), value=b"v", on_delivery=delivered)
+                producer.poll(0)
+            left = producer.flush(120)
+            if left:
+                errors.append(f"producer {n}: {left} records undelivered")
+        except confluent_kafka.KafkaException as err:
+            errors.append(f"producer {n}: {err}")
+
+    threads = [threading.Thread(target=produce, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors[:5]
+    keys = sorted(key for key, _ in read_to_end(broker.bootstrap, "seq"))
+    assert keys == sorted(f"{n}-{i}".encode() for n in range(3) for i in range(per_producer))
