@@ -500,12 +500,12 @@ final class StreamLoop: RebalanceListener {
         }
     }
 
-    /// A job past `commitDeadline`, or one librdkafka call 5 s past its own timeout, is stuck: fatal.
+    /// A job past `commitDeadline`, or one librdkafka call past `callStuckAfter`, is stuck: fatal.
     private func checkDeadline() throws {
         guard let worker, worker.isBusy else { return }
         let running = clock.now - jobStarted
         if running > settings.commitDeadline { throw CommitStuck(seconds: running.components.seconds) }
-        if let call = worker.currentCall, call > .milliseconds(Int(settings.kafkaCallTimeoutMs)) + .seconds(5) {
+        if let call = worker.currentCall, call > settings.callStuckAfter {
             throw CommitStuck(seconds: call.components.seconds)
         }
     }

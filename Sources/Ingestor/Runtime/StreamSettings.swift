@@ -19,7 +19,12 @@ struct StreamSettings: Sendable {
     var autoOffsetReset: AutoOffsetReset
     /// Bound of each blocking librdkafka call (transaction operations, flush, offset commit): a call that runs
     /// out is retried (librdkafka classes a timeout as retriable) until `commitDeadline`.
-    var kafkaCallTimeoutMs: Int32 = 10_000
+    var kafkaCallTimeoutMs: Int32 = Self.callTimeoutMs
+    static let callTimeoutMs: Int32 = 10_000
+    /// When a running librdkafka call counts as stuck (fatal). A transactional call learns of a timed-out request
+    /// only when the request itself times out, socket.timeout.ms after it was (re)queued, so a call can overrun
+    /// its own timeout by that much while the broker restarts (seen: 15.8 s for a 10 s call); 5 s more on top.
+    var callStuckAfter: Duration
     /// How long one commit (or abort) may stay unfinished before it is fatal (the process exits and restarts
     /// with exact state): twice `transaction.timeout.ms` (60 s by default), so a broker outage shorter than that
     /// is ridden through; librdkafka's own calls can block past their timeouts, which this bounds too.
@@ -43,7 +48,11 @@ struct StreamSettings: Sendable {
         cacheMaxEntries = max(0, k.cacheMaxEntries)
         autoOffsetReset = k.autoOffsetReset
         let client = "\(k.applicationId)-\(config.pod.name)"
-        var base = ["bootstrap.servers": k.bootstrapServers]
+        // librdkafka (2.16) re-bootstraps when every broker it knows is down (one broker restarting is enough):
+        // it drops its broker handles, and a transactional call's TxnOffsetCommit then waited for the group
+        // coordinator's old handle forever, past every timeout (seen in the chaos run after each broker restart).
+        // The bootstrap address is a stable Service name here, so reconnecting to the known brokers is enough.
+        var base = ["bootstrap.servers": k.bootstrapServers, "metadata.recovery.strategy": "none"]
         base.merge(k.properties) { _, user in user }
 
         var consumer = base
@@ -72,12 +81,19 @@ struct StreamSettings: Sendable {
         producer["linger.ms"] = producer["linger.ms"] ?? "5"
         producer["enable.idempotence"] = "true"
         producer["partitioner"] = producer["partitioner"] ?? "murmur2_random"
+        // librdkafka times its transactional requests (AddOffsetsToTxn, TxnOffsetCommit, EndTxn) out after
+        // socket.timeout.ms, 60 s by default, and send_offsets_to_transaction waits for them without a bound of
+        // its own: with the broker away it blocked past the stuck bound and the process exited (chaos run). With
+        // the call timeout here the call returns a retriable timeout in time and is retried.
+        producer["socket.timeout.ms"] = producer["socket.timeout.ms"] ?? String(Self.callTimeoutMs)
         if exactlyOnce {
             producer["transactional.id"] = producer["transactional.id"] ?? client
         } else {
             producer.removeValue(forKey: "transactional.id")
         }
         producerProperties = producer
+        let socketTimeoutMs = producer["socket.timeout.ms"].flatMap { Int($0) } ?? Int(Self.callTimeoutMs)
+        callStuckAfter = .milliseconds(Int(Self.callTimeoutMs) + socketTimeoutMs) + .seconds(5)
         let transactionTimeoutMs = producer["transaction.timeout.ms"].flatMap { Int($0) } ?? 60_000
         commitDeadline = .milliseconds(max(20_000, 2 * transactionTimeoutMs))
 
