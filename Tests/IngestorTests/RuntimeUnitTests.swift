@@ -25,6 +25,22 @@ import Testing
         #expect(StreamSettings(config: config).producerProperties["enable.idempotence"] == "true")
     }
 
+    @Test func brokerRestartDefaultsBoundTheTransactionalCalls() {
+        var config = AppConfig()
+        let s = StreamSettings(config: config)
+        // No re-bootstrap when the one broker restarts (it lost the group coordinator's handle for good).
+        #expect(s.producerProperties["metadata.recovery.strategy"] == "none")
+        #expect(s.consumerProperties["metadata.recovery.strategy"] == "none")
+        // Requests time out within the call's own timeout; a call counts as stuck only past both, plus 5 s.
+        #expect(s.producerProperties["socket.timeout.ms"] == "10000")
+        #expect(s.callStuckAfter == .seconds(25))
+        config.kafka.properties = ["metadata.recovery.strategy": "rebootstrap", "socket.timeout.ms": "30000"]
+        let given = StreamSettings(config: config)
+        #expect(given.producerProperties["metadata.recovery.strategy"] == "rebootstrap")
+        #expect(given.producerProperties["socket.timeout.ms"] == "30000")
+        #expect(given.callStuckAfter == .seconds(45))
+    }
+
     @Test func deliveryTrackerKeepsHighestChangelogOffsetPerStoreAndPartition() {
         let tracker = DeliveryTracker(metrics: IngestorMetrics(guarantee: "test"))
         let tag = DeliveryTracker.tag(store: .billing, partition: 3)

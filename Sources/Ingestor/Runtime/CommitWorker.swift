@@ -259,7 +259,12 @@ final class CommitWorker: @unchecked Sendable {
             checkpoints[p] = StoreKind.allCases.map { kind in
                 var checkpoint = before[kind.rawValue] ?? Checkpoint(inputOffset: 0, changelogOffset: 0)
                 checkpoint.inputOffset = max(committed, 0)
-                if let high = tracker.changelogHigh[kind.rawValue][p] { checkpoint.changelogOffset = high + 1 }
+                // Never back: librdkafka counts a retry the broker answered DUPLICATE_SEQUENCE_NUMBER as delivered
+                // with invalid offsets (-1, 0, 1, ...), which once moved a checkpoint from 729 to 2 (chaos run,
+                // black-holed link) and made the next restore read the whole changelog.
+                if let high = tracker.changelogHigh[kind.rawValue][p] {
+                    checkpoint.changelogOffset = max(checkpoint.changelogOffset, high + 1)
+                }
                 storeCheckpoints[kind.rawValue][p] = checkpoint
                 return checkpoint
             }
