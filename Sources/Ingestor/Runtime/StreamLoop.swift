@@ -65,7 +65,7 @@ final class StreamLoop: RebalanceListener {
     /// An epoch is with the commit worker; consumption goes on meanwhile, into the cache.
     private var inFlight = false
     /// Metric increments summed per polled batch (one atomic update per batch, not per record).
-    private var counted = (consumed: 0, chasers: 0, aggregations: 0, lastTTL: Int64?.none)
+    private var counted = (consumed: 0, chasers: 0, aggregations: 0, lastTTL: Int64?.none, hits: 0, misses: 0)
     /// An error raised inside a rebalance callback (C cannot propagate it); rethrown after poll.
     private var callbackError: (any Error)?
     private let clock = ContinuousClock()
@@ -321,11 +321,22 @@ final class StreamLoop: RebalanceListener {
                 dirty.append(key)
             }
         }
-        update(&cache[key, default: CachedAggregate(aggregate: load(), inputOffset: offset, dirty: false, epoch: 0)])
+        if let i = cache.index(forKey: key) {
+            counted.hits += 1
+            update(&cache.values[i])
+            return
+        }
+        counted.misses += 1
+        var entry = CachedAggregate(aggregate: load(), inputOffset: offset, dirty: false, epoch: 0)
+        update(&entry)
+        cache[key] = entry
     }
 
     /// Publishes the per-batch metric sums.
     private func flushCounters() {
+        // Before records_consumed_total: a reader that saw N consumed sees their cache hits and misses too.
+        if counted.hits > 0 { metrics.cacheHits.increment(by: counted.hits) }
+        if counted.misses > 0 { metrics.cacheMisses.increment(by: counted.misses) }
         if counted.consumed > 0 {
             metrics.recordsConsumed.increment(by: counted.consumed)
             broker.seen(reachable: true, why: "records")
@@ -333,7 +344,7 @@ final class StreamLoop: RebalanceListener {
         if counted.chasers > 0 { metrics.chaserReceived.increment(by: counted.chasers) }
         if let ttl = counted.lastTTL { metrics.chaserTTL.record(ttl) }
         if counted.aggregations > 0 { metrics.billingAggregations.increment(by: counted.aggregations) }
-        counted = (0, 0, 0, nil)
+        counted = (0, 0, 0, nil, 0, 0)
     }
 
     private func loadChaser(_ key: CacheKey) -> ChaserAggregate {
