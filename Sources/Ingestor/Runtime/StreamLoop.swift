@@ -413,7 +413,8 @@ final class StreamLoop: RebalanceListener {
     /// The cached aggregate at `i` if it is dirty, marked clean as of the collecting epoch. It touches no
     /// part of `collecting` (the callers hold inout access to it).
     private func takeDirty<A>(
-        _ store: StoreKind, _ cache: inout [CacheKey: CachedAggregate<A>], at i: Dictionary<CacheKey, CachedAggregate<A>>.Index
+        _ store: StoreKind, _ cache: inout [CacheKey: CachedAggregate<A>],
+        at i: Dictionary<CacheKey, CachedAggregate<A>>.Index
     ) -> EpochWork.Update<A>? {
         guard cache.values[i].dirty else { return nil }
         cache.values[i].dirty = false
