@@ -30,7 +30,7 @@ sources[config-yaml]="Sources/Shared/Config/*.swift Sources/Shared/Lifecycle/Pro
     Sources/Shared/JSON/JSONText.swift"
 cmods[config-yaml]=CYAML
 dir[routing-record]=RoutingRecordFuzz
-sources[routing-record]="Sources/Shared/Routing/*.swift"
+sources[routing-record]="Sources/Shared/Routing/*.swift Sources/Shared/JSON/*.swift"
 dir[http-request]=HTTPRequestFuzz
 sources[http-request]="Sources/Gateway/HTTP/HTTPRequestParser.swift Sources/Gateway/HTTP/HTTPHeaders.swift
     Sources/Gateway/HTTP/HTTPRequest.swift Sources/Gateway/HTTP/HTTPMethod.swift"
