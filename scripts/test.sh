@@ -24,4 +24,4 @@ step "fuzz (every libFuzzer target briefly; make fuzz runs them longer)"
 FUZZ_SECONDS="${FUZZ_SECONDS:-10}" FUZZ_OPT="${FUZZ_OPT:--Onone}" bash scripts/fuzz.sh
 
 step "integration tests (pytest: tansu, processes, socket, HTTP, chart)"
-.venv/bin/python -m pytest Tests/Integration -q -p no:cacheprovider "$@"
+.venv/bin/python -m pytest Tests/Integration -q -p no:cacheprovider --durations=20 "$@"
