@@ -2,7 +2,7 @@
 """Benchmark pictures for docs/benchmarks.md (make bench-plots; `make bench` and `make bench-peers` end with it).
 
 Reads the JSON the bench scripts write to docs/bench/data (ingestor.json, gateway.json, restore-<keys>.json,
-peers.json) and writes PNGs to docs/bench. A picture whose fresh data is missing is drawn from
+peers.json, sweep.json) and writes PNGs to docs/bench. A picture whose fresh data is missing is drawn from
 docs/bench/data/recorded.json (figures transcribed from docs/benchmarks.md) and says so in its title.
 """
 
@@ -158,6 +158,32 @@ def peers(data: Path, out: Path, recorded: dict) -> Path:
     return save(fig, out, "peers.png")
 
 
+def sweep(data: Path, out: Path, recorded: dict) -> Path | None:
+    """CPU per event and anonymous memory peak against the key count (make bench-sweep); none without its data."""
+    fresh = load(data / "sweep.json")
+    if not fresh:
+        return None
+    runs = [r for r in fresh["runs"] if r["guarantee"] != "ceiling" and r.get("cpu_us_per_event")]
+    fig, (cpu, mem) = plt.subplots(1, 2, figsize=(10, 4.5))
+    for guarantee, color in (("at_least_once", "#3b75af"), ("exactly_once_v2", "#e07b39")):
+        rs = sorted((r for r in runs if r["guarantee"] == guarantee), key=lambda r: r["keys"])
+        keys = [r["keys"] for r in rs]
+        cpu.plot(keys, [r["cpu_us_per_event"] for r in rs], marker="o", color=color, label=guarantee)
+        mem.plot(keys, [r["peak_anon_mb"] for r in rs], marker="o", color=color, label=f"{guarantee}: anonymous")
+        mem.plot(keys, [r["peak_file_mb"] for r in rs], marker="s", linestyle="--", color=color,
+                 label=f"{guarantee}: mapped (LMDB page cache)")
+    cpu.set_ylabel("CPU µs per event (all ingestor threads)")
+    mem.set_ylabel("peak resident MB")
+    mem.axhline(40, color="grey", linestyle=":", label="anonymous target 40 MB")
+    for ax in (cpu, mem):
+        ax.set_xscale("log")
+        ax.set_xlabel("keys")
+        ax.legend(fontsize=7)
+    fig.suptitle(f"Cost as keys grow (make bench-sweep run {fresh.get('time', '?')}, "
+                 f"load {fresh.get('load_start', 0):.1f} at start)", fontsize=9)
+    return save(fig, out, "sweep.png")
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--data", type=Path, default=ROOT / "docs" / "bench" / "data")
@@ -165,8 +191,10 @@ def main() -> int:
     args = p.parse_args()
     recorded = json.loads((args.data / "recorded.json").read_text())
     args.out.mkdir(parents=True, exist_ok=True)
-    for plot in (ingest, latency, memory, restore, peers):
-        print(f"wrote {plot(args.data, args.out, recorded)}")
+    for plot in (ingest, latency, memory, restore, peers, sweep):
+        path = plot(args.data, args.out, recorded)
+        if path:
+            print(f"wrote {path}")
     return 0
 
 

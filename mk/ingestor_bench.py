@@ -126,6 +126,27 @@ def format_smaps(groups: dict[str, dict[str, float]]) -> str:
                      for kind, g in sorted(groups.items(), key=lambda kv: -kv[1].get("Rss", 0)))
 
 
+def store_size(bin_path: str, cfg: Path, state: Path) -> dict:
+    """Keys per store (`run --dump-store`, the ingestor stopped) and the bytes LMDB uses in each data.mdb: its last
+    page number (from the newer of the two meta pages) times the page size, not the file's sparse or reserved size."""
+    out = subprocess.run([bin_path, "run", "--config", str(cfg), "--dump-store"], check=True, capture_output=True)
+    keys = {"chaser": 0, "billing": 0}
+    for line in out.stdout.splitlines():
+        store = json.loads(line).get("store")
+        keys[store] = keys.get(store, 0) + 1
+    used = 0
+    page = os.sysconf("SC_PAGE_SIZE")
+    for store in keys:
+        with (state / store / "data.mdb").open("rb") as f:
+            metas = []
+            for n in range(2):  # MDB_meta after a 16-byte page header: last_pg at +136, txnid at +144 (64-bit)
+                f.seek(n * page + 16 + 120)
+                last_pg, txnid = struct.unpack("<QQ", f.read(16))
+                metas.append((txnid, last_pg))
+            used += (max(metas)[1] + 1) * page
+    return {"store_keys": keys, "store_bytes": used}
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -229,6 +250,7 @@ def run(args, guarantee: str | None) -> dict:
         latency = sum(v for k, v in final.items() if k.startswith("commit_latency_seconds_sum"))
         rss = peak_rss_mb(proc.pid)
         anon, file_backed = rss_split_mb(proc.pid)
+        peak_anon, peak_file = max(peak_anon, anon), max(peak_file, file_backed)
         smaps = format_smaps(smaps_groups(proc.pid)) if args.smaps else ""
         cpu = cpu_seconds(proc.pid) - cpu0 if first else 0.0
         threads = {k: v - threads0.get(k, 0.0) for k, v in thread_cpu(proc.pid).items()} if first else {}
@@ -240,6 +262,13 @@ def run(args, guarantee: str | None) -> dict:
         if first is None or consumed < args.events:
             print(f"{guarantee}: incomplete ({consumed:.0f} of {args.events}); see {workdir}/run.log")
             return {}
+        hits, misses = final.get("record_cache_hits_total", 0.0), final.get("record_cache_misses_total", 0.0)
+        extra_figures = {"cache_hit_ratio": round(hits / max(hits + misses, 1), 4),
+                         "threads_cpu_us_per_event": {k: round(v / max(args.events - first[1], 1) * 1e6, 3)
+                                                      for k, v in threads.items() if not k.endswith(" sys")},
+                         "broker_cpu_us_per_event": round(broker_cpu / max(args.events - first[1], 1) * 1e6, 3)}
+        if args.store_size:
+            extra_figures.update(store_size(args.bin, cfg, workdir / "state"))
         rate = (args.events - first[1]) / max(end - first[0], 1e-6)
         per_event_us = cpu / max(args.events - first[1], 1) * 1e6
         print(f"{guarantee}: {rate:,.0f} events/s over {end - first[0]:.1f}s, {per_event_us:.1f} us CPU/event "
@@ -257,7 +286,8 @@ def run(args, guarantee: str | None) -> dict:
         if smaps:
             print(f"  resident MB by mapping at the end: {smaps}")
         return {"events_per_s": rate, "cpu_us_per_event": per_event_us, "peak_rss_mb": rss, "peak_anon_mb": peak_anon,
-                "peak_file_mb": peak_file, "first_record_s": round(first[0] - started, 2), "memory": memory}
+                "peak_file_mb": peak_file, "first_record_s": round(first[0] - started, 2), **extra_figures,
+                "memory": memory}
     finally:
         broker.stop()
         if not args.keep:
@@ -279,6 +309,8 @@ def main() -> int:
     p.add_argument("--perf", metavar="FILE", help="perf record (dwarf call graphs) the ingestor into FILE once it "
                    "consumes (the profile itself slows the run: take its rate with a grain of salt)")
     p.add_argument("--perf-seconds", type=float, default=4.0)
+    p.add_argument("--store-size", action="store_true", help="after each run, count the stored keys and LMDB's used "
+                   "bytes (adds a store dump per run)")
     p.add_argument("--json", metavar="FILE", help="also write the figures (and memory over each run) to FILE")
     p.add_argument("--smaps", action="store_true", help="print resident MB by kind of mapping at the end (malloc "
                    "heap and stacks, LMDB maps, libraries) with their anon and dirty shares")

@@ -67,6 +67,34 @@ import Testing
         #expect(order.popOldest(persisted: 10)?.key == keys[9_000])
     }
 
+    @Test func cacheKeyStoreOrderIsPartitionThenLMDBByteOrder() {
+        let long = String(repeating: "k", count: 40)  // spills past the 32 inline bytes
+        let raw: [(Int32, String)] = [
+            (1, "a"), (0, "b"), (0, "ab"), (0, "a"), (0, "a\u{0}"), (0, long + "b"), (0, long), (0, "device-00010"),
+            (0, "device-00002"), (0, "\u{7f}z"), (0, "l"),
+        ]
+        let keys = raw.map { CacheKey(partition: $0.0, bytes: Array($0.1.utf8)) }
+        let sorted = keys.sorted(by: CacheKey.storeOrder).map { ($0.partition, $0.bytes) }
+        // LMDB's default order: memcmp over the common length, then the shorter key first.
+        let expected = raw.map { ($0.0, Array($0.1.utf8)) }.sorted { a, b in
+            a.0 != b.0 ? a.0 < b.0 : a.1.lexicographicallyPrecedes(b.1)
+        }
+        #expect(sorted.map(\.0) == expected.map(\.0))
+        #expect(sorted.map(\.1) == expected.map(\.1))
+        #expect(!CacheKey.storeOrder(keys[0], keys[0]))
+    }
+
+    @Test func epochUpdatesGoToTheStoreInKeyOrderKeepingEachKeysOrder() {
+        func update(_ key: String, _ count: Int64) -> EpochWork.Update<ChaserAggregate> {
+            EpochWork.Update(
+                key: CacheKey(partition: 0, bytes: Array(key.utf8)), aggregate: ChaserAggregate(count: count),
+                inputOffset: count)
+        }
+        let updates = [update("b", 1), update("a", 2), update("b", 3), update("a", 4), update("c", 5)]
+        let order = CommitWorker.storeOrder(updates).map { updates[$0].aggregate.count }
+        #expect(order == [2, 4, 1, 3, 5])
+    }
+
     @Test func changelogHeaderRoundTrips() {
         #expect(ChangelogHeader.decode(ChangelogHeader.encode(123_456_789)) == 123_456_789)
         #expect(ChangelogHeader.decode(Array("x".utf8)) == nil)

@@ -89,6 +89,11 @@ def test_cache_evicts_past_hot_keys_and_back_pressures(tansu, pod_factory, binar
     total = keys + len(again)
     wait_until(lambda: socket_metrics(pod.socket_path).get("records_consumed_total", 0) >= total, 120,
                interval=0.5, what="second pass consumed")
+    # Every folded record is a cache hit or a miss; every first sight of a key and every evicted key seen
+    # again is a miss.
+    metrics = socket_metrics(pod.socket_path)
+    hits, misses = metrics.get("record_cache_hits_total", 0), metrics.get("record_cache_misses_total", 0)
+    assert hits + misses == total and misses >= keys, (hits, misses, total)
     # The last (partial) epoch commits on the graceful stop.
     assert pod.signal("ingestor", wait=30) == 0
     assert_same_state(dump_store(pod, binaries, run_env), rm.expected_aggregates(tansu.bootstrap))

@@ -17,6 +17,10 @@ final class IngestorMetrics: Sendable {
     let aborts = Counter(label: "transaction_aborts_total")
     /// Clean record-cache entries dropped past the hot-key bound (the next record of the key reads LMDB).
     let cacheEvictions = Counter(label: "record_cache_evictions_total")
+    /// Records folded into an aggregate the record cache held (no store read).
+    let cacheHits = Counter(label: "record_cache_hits_total")
+    /// Records whose key was not cached: the aggregate was read from LMDB (or started empty).
+    let cacheMisses = Counter(label: "record_cache_misses_total")
     let partitionsRestoring = Gauge(label: "partitions_restoring")
     let partitionsAssigned = Gauge(label: "partitions_assigned")
     /// 1 while the stream thread reaches the broker, 0 while it does not (BrokerLink).

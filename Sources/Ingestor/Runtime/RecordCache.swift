@@ -44,6 +44,19 @@ struct CacheKey: Hashable {
     /// The key bytes as an array (once per produced aggregate, not per record).
     var bytes: [UInt8] { withBytes { Array($0) } }
 
+    /// Orders as LMDB's default comparison does within one partition (bytes, then the shorter first), with
+    /// the partition first: the commit thread puts an epoch in this order, so neighbouring puts share B-tree pages.
+    static func storeOrder(_ a: CacheKey, _ b: CacheKey) -> Bool {
+        if a.partition != b.partition { return a.partition < b.partition }
+        if a.spill == nil, b.spill == nil {
+            // Inline words hold the bytes little-endian and zero-padded: big-endian words compare as the bytes.
+            let x = (a.w0.bigEndian, a.w1.bigEndian, a.w2.bigEndian, a.w3.bigEndian)
+            let y = (b.w0.bigEndian, b.w1.bigEndian, b.w2.bigEndian, b.w3.bigEndian)
+            return x != y ? x < y : a.count < b.count
+        }
+        return a.withBytes { x in b.withBytes { y in x.lexicographicallyPrecedes(y) } }
+    }
+
     static func == (a: CacheKey, b: CacheKey) -> Bool {
         a.partition == b.partition && a.count == b.count && a.w0 == b.w0 && a.w1 == b.w1 && a.w2 == b.w2
             && a.w3 == b.w3 && a.spill == b.spill

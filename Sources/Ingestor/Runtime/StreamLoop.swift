@@ -54,9 +54,10 @@ final class StreamLoop: RebalanceListener {
     private var billingCache: [CacheKey: CachedAggregate<BillAggregate>] = [:]
     /// Produced keys, oldest first: what eviction takes.
     private var produced = ProductionOrder()
-    /// Keys changed since the last commit produced them.
-    private var chaserDirty: [CacheKey] = []
-    private var billingDirty: [CacheKey] = []
+    /// How many cached entries changed since the last commit produced them (their `dirty` flag is set): the
+    /// commit finds them by scanning the dictionaries, which costs no hashing per key.
+    private var chaserDirty = 0
+    private var billingDirty = 0
     /// The epoch collecting work now (the next commit's); `persistedEpoch` is the last one LMDB has.
     private var epoch: UInt64 = 1
     private var persistedEpoch: UInt64 = 0
@@ -65,7 +66,7 @@ final class StreamLoop: RebalanceListener {
     /// An epoch is with the commit worker; consumption goes on meanwhile, into the cache.
     private var inFlight = false
     /// Metric increments summed per polled batch (one atomic update per batch, not per record).
-    private var counted = (consumed: 0, chasers: 0, aggregations: 0, lastTTL: Int64?.none)
+    private var counted = (consumed: 0, chasers: 0, aggregations: 0, lastTTL: Int64?.none, misses: 0)
     /// An error raised inside a rebalance callback (C cannot propagate it); rethrown after poll.
     private var callbackError: (any Error)?
     private let clock = ContinuousClock()
@@ -236,7 +237,7 @@ final class StreamLoop: RebalanceListener {
     /// poll batch never takes more, so the bound holds to the record, not to a batch of 1,000.
     private var cacheRoom: Int {
         let waiting =
-            chaserDirty.count + billingDirty.count + collecting.chaser.count + collecting.billing.count
+            chaserDirty + billingDirty + collecting.chaser.count + collecting.billing.count
             + collecting.deadLetters.count
         return max(0, (settings.cacheMaxEntries > 0 ? settings.cacheMaxEntries : 10_000) - waiting)
     }
@@ -291,7 +292,7 @@ final class StreamLoop: RebalanceListener {
             fold(&chaserCache, &chaserDirty, key: cacheKey, offset: offset) {
                 loadChaser(cacheKey)
             } apply: { aggregate in
-                aggregate = ChaserRules.apply(aggregate, chaser)
+                ChaserRules.fold(&aggregate, chaser)
             }
             if settings.cacheMaxEntries == 0 { emitNow(.chaser, cacheKey) }
         case .bill, .paymentRequest, .paymentFailed:
@@ -301,16 +302,17 @@ final class StreamLoop: RebalanceListener {
                 loadBilling(cacheKey)
             } apply: { aggregate in
                 if case .bill = event, aggregate.bill == nil { firstBill = true }
-                aggregate = BillingRules.apply(aggregate, event)
+                BillingRules.fold(&aggregate, event)
             }
             if firstBill { metrics.billingCustomerBills.increment() }
             if settings.cacheMaxEntries == 0 { emitNow(.billing, cacheKey) }
         }
     }
 
-    /// Folds one event into the cached aggregate of `key` (loaded from LMDB on a miss) and marks it dirty.
+    /// Folds one event into the cached aggregate of `key` (loaded from LMDB on a miss: one hash lookup either
+    /// way) and marks it dirty.
     private func fold<A>(
-        _ cache: inout [CacheKey: CachedAggregate<A>], _ dirty: inout [CacheKey], key: CacheKey, offset: Int64,
+        _ cache: inout [CacheKey: CachedAggregate<A>], _ dirty: inout Int, key: CacheKey, offset: Int64,
         load: () -> A, apply: (inout A) -> Void
     ) {
         func update(_ entry: inout CachedAggregate<A>) {
@@ -318,7 +320,7 @@ final class StreamLoop: RebalanceListener {
             entry.inputOffset = offset
             if !entry.dirty {
                 entry.dirty = true
-                dirty.append(key)
+                dirty += 1
             }
         }
         update(&cache[key, default: CachedAggregate(aggregate: load(), inputOffset: offset, dirty: false, epoch: 0)])
@@ -326,6 +328,11 @@ final class StreamLoop: RebalanceListener {
 
     /// Publishes the per-batch metric sums.
     private func flushCounters() {
+        // Before records_consumed_total: a reader that saw N consumed sees their cache hits and misses too. Every
+        // folded record (a chaser or a billing event) is a hit unless its aggregate had to be loaded.
+        let hits = counted.chasers + counted.aggregations - counted.misses
+        if hits > 0 { metrics.cacheHits.increment(by: hits) }
+        if counted.misses > 0 { metrics.cacheMisses.increment(by: counted.misses) }
         if counted.consumed > 0 {
             metrics.recordsConsumed.increment(by: counted.consumed)
             broker.seen(reachable: true, why: "records")
@@ -333,10 +340,11 @@ final class StreamLoop: RebalanceListener {
         if counted.chasers > 0 { metrics.chaserReceived.increment(by: counted.chasers) }
         if let ttl = counted.lastTTL { metrics.chaserTTL.record(ttl) }
         if counted.aggregations > 0 { metrics.billingAggregations.increment(by: counted.aggregations) }
-        counted = (0, 0, 0, nil)
+        counted = (0, 0, 0, nil, 0)
     }
 
     private func loadChaser(_ key: CacheKey) -> ChaserAggregate {
+        counted.misses += 1
         let decoded = key.withBytes { bytes in
             stores.chaser.writerGet(partition: key.partition, key: bytes) { raw in
                 Result { () throws(DecodeFailure) in try codec.decodeChaserAggregate(raw) }
@@ -352,6 +360,7 @@ final class StreamLoop: RebalanceListener {
     }
 
     private func loadBilling(_ key: CacheKey) -> BillAggregate {
+        counted.misses += 1
         let decoded = key.withBytes { bytes in
             stores.billing.writerGet(partition: key.partition, key: bytes) { raw in
                 Result { () throws(DecodeFailure) in try codec.decodeBillAggregate(raw) }
@@ -369,20 +378,49 @@ final class StreamLoop: RebalanceListener {
     /// cacheMaxEntries 0: the key's aggregate joins the collecting epoch at once (every update is emitted).
     private func emitNow(_ store: StoreKind, _ key: CacheKey) {
         switch store {
-        case .chaser: if let u = takeDirty(.chaser, &chaserCache, key) { collecting.chaser.append(u) }
-        case .billing: if let u = takeDirty(.billing, &billingCache, key) { collecting.billing.append(u) }
+        case .chaser:
+            if let i = chaserCache.index(forKey: key), let u = takeDirty(.chaser, &chaserCache, at: i) {
+                chaserDirty -= 1
+                collecting.chaser.append(u)
+            }
+        case .billing:
+            if let i = billingCache.index(forKey: key), let u = takeDirty(.billing, &billingCache, at: i) {
+                billingDirty -= 1
+                collecting.billing.append(u)
+            }
         }
+        collecting.partitions.insert(key.partition)
     }
 
-    /// `key`'s cached aggregate if it is dirty, marked clean as of the collecting epoch.
+    /// Moves every dirty aggregate of `cache` into `updates`: a scan of the dictionary's storage, no hashing
+    /// (at a million keys nearly every cached entry is dirty at each commit).
+    private func takeAllDirty<A>(
+        _ store: StoreKind, _ cache: inout [CacheKey: CachedAggregate<A>], _ dirty: inout Int,
+        into updates: inout [EpochWork.Update<A>], partitions: inout Set<Int32>
+    ) {
+        guard dirty > 0 else { return }
+        var i = cache.startIndex
+        while i != cache.endIndex {
+            if let u = takeDirty(store, &cache, at: i) {
+                partitions.insert(u.key.partition)
+                updates.append(u)
+            }
+            cache.formIndex(after: &i)
+        }
+        dirty = 0
+    }
+
+    /// The cached aggregate at `i` if it is dirty, marked clean as of the collecting epoch. It touches no
+    /// part of `collecting` (the callers hold inout access to it).
     private func takeDirty<A>(
-        _ store: StoreKind, _ cache: inout [CacheKey: CachedAggregate<A>], _ key: CacheKey
+        _ store: StoreKind, _ cache: inout [CacheKey: CachedAggregate<A>],
+        at i: Dictionary<CacheKey, CachedAggregate<A>>.Index
     ) -> EpochWork.Update<A>? {
-        guard let i = cache.index(forKey: key), cache.values[i].dirty else { return nil }
+        guard cache.values[i].dirty else { return nil }
         cache.values[i].dirty = false
         cache.values[i].epoch = epoch
+        let key = cache.keys[i]
         produced.append(store, key, epoch: epoch)
-        collecting.partitions.insert(key.partition)
         return EpochWork.Update(
             key: key, aggregate: cache.values[i].aggregate, inputOffset: cache.values[i].inputOffset)
     }
@@ -426,10 +464,10 @@ final class StreamLoop: RebalanceListener {
                 offsets[TopicPartition(settings.inputTopic, p)] = next
             }
         }
-        for key in chaserDirty { if let u = takeDirty(.chaser, &chaserCache, key) { collecting.chaser.append(u) } }
-        chaserDirty.removeAll(keepingCapacity: true)
-        for key in billingDirty { if let u = takeDirty(.billing, &billingCache, key) { collecting.billing.append(u) } }
-        billingDirty.removeAll(keepingCapacity: true)
+        var partitions = collecting.partitions
+        takeAllDirty(.chaser, &chaserCache, &chaserDirty, into: &collecting.chaser, partitions: &partitions)
+        takeAllDirty(.billing, &billingCache, &billingDirty, into: &collecting.billing, partitions: &partitions)
+        collecting.partitions = partitions
         collecting.offsets = offsets
         guard !collecting.isEmpty else { return true }
         collecting.partitions.formUnion(offsets.keys.map(\.partition))
@@ -563,8 +601,8 @@ final class StreamLoop: RebalanceListener {
         guard !partitions.isEmpty else { return }
         chaserCache = chaserCache.filter { !partitions.contains($0.key.partition) }
         billingCache = billingCache.filter { !partitions.contains($0.key.partition) }
-        chaserDirty.removeAll { partitions.contains($0.partition) }
-        billingDirty.removeAll { partitions.contains($0.partition) }
+        chaserDirty = chaserCache.values.reduce(0) { $0 + ($1.dirty ? 1 : 0) }
+        billingDirty = billingCache.values.reduce(0) { $0 + ($1.dirty ? 1 : 0) }
     }
 
     /// Abortable failure: abort the transaction, drop the cache, seek every partition back to its committed
@@ -593,8 +631,8 @@ final class StreamLoop: RebalanceListener {
         chaserCache.removeAll()
         billingCache.removeAll()
         produced.removeAll()
-        chaserDirty.removeAll()
-        billingDirty.removeAll()
+        chaserDirty = 0
+        billingDirty = 0
         collecting = EpochWork(epoch: epoch)
         var seeks: [TopicPartition: Int64] = [:]
         for (p, var task) in tasks where task.active {

@@ -8,26 +8,31 @@ enum BillingRules {
     /// `errored` never resets.
     static func apply(_ aggregate: BillAggregate, _ event: InputEvent) -> BillAggregate {
         var next = aggregate
+        fold(&next, event)
+        return next
+    }
+
+    /// `apply` in place: the record cache's aggregate is updated without copying its `paymentRequests` array.
+    static func fold(_ aggregate: inout BillAggregate, _ event: InputEvent) {
         switch event {
         case .bill(let bill):
-            if let old = next.bill, old != bill {
-                next.errored = true
+            if let old = aggregate.bill, old != bill {
+                aggregate.errored = true
             }
-            next.bill = bill
+            aggregate.bill = bill
         case .paymentRequest(let request):
-            if !next.paymentRequests.contains(where: { $0.paymentId == request.paymentId }) {
-                next.paymentRequests.append(request)
+            if !aggregate.paymentRequests.contains(where: { $0.paymentId == request.paymentId }) {
+                aggregate.paymentRequests.append(request)
             }
-            next.lastPaymentFailed = nil
+            aggregate.lastPaymentFailed = nil
         case .paymentFailed(let failed):
-            if next.lastPaymentFailed != nil {
-                next.errored = true
+            if aggregate.lastPaymentFailed != nil {
+                aggregate.errored = true
             } else {
-                next.lastPaymentFailed = failed
+                aggregate.lastPaymentFailed = failed
             }
         case .chaser:
             break
         }
-        return next
     }
 }

@@ -5,12 +5,17 @@ enum ChaserRules {
     /// max `sent` as `latest`, max `ttl` as `longest`.
     static func apply(_ aggregate: ChaserAggregate, _ event: Chaser) -> ChaserAggregate {
         var next = aggregate
-        if !next.names.contains(event.name) {
-            next.names.append(event.name)
-        }
-        next.count &+= 1
-        next.latest = max(next.latest ?? event.sent, event.sent)
-        next.longest = max(next.longest ?? event.ttl, event.ttl)
+        fold(&next, event)
         return next
+    }
+
+    /// `apply` in place: the record cache's aggregate is updated without copying its `names` array.
+    static func fold(_ aggregate: inout ChaserAggregate, _ event: Chaser) {
+        if !aggregate.names.contains(event.name) {
+            aggregate.names.append(event.name)
+        }
+        aggregate.count &+= 1
+        aggregate.latest = max(aggregate.latest ?? event.sent, event.sent)
+        aggregate.longest = max(aggregate.longest ?? event.ttl, event.ttl)
     }
 }
