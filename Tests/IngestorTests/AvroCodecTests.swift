@@ -182,6 +182,37 @@ enum AvroFixtures {
         #expect(throws: DecodeFailure.self) { try codec.decodeChaserAggregate(hugeArray) }
     }
 
+    /// avro-c 1.11 leaks the buffer of a string or bytes value that the payload ends inside, so such a payload
+    /// is refused before avro-c reads it, saying where it runs short (the avro-record fuzz target, with
+    /// LeakSanitizer, checks that nothing leaks).
+    @Test func payloadEndingInsideAStringIsRefusedBeforeAvroC() throws {
+        let codec = try AvroFixtures.codec()
+        func detail(_ bytes: [UInt8], _ decode: (EventCodec, [UInt8]) throws(DecodeFailure) -> Void) -> String? {
+            let failure = AvroFixtures.failure { () throws(DecodeFailure) in try decode(codec, bytes) }
+            #expect(failure?.reason == "corrupt-avro")
+            return failure?.detail
+        }
+        // A Bill whose billId claims 1,000 bytes, of which 3 follow.
+        let bill = AvroFixtures.frame(3, [0xd0, 0x0f] + Array("abc".utf8))
+        #expect(
+            detail(bill) { c, b throws(DecodeFailure) in _ = try c.decodeInput(b) }?.contains(
+                "string of 1000 bytes past the end") == true)
+        // An Aggregate whose array block count is -2^63, which avro-c takes as 2^63 items: it reads items
+        // until one's string runs short (tests/Fuzz/AvroRecordFuzz/regressions/min-block-count-avro-c-leak).
+        let aggregate = AvroFixtures.frame(
+            2,
+            [
+                0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0x0d, 0x02, 0x04, 0x62, 0x31, 0x04, 0x63,
+                0x03, 0x02, 0x41, 0, 0, 0, 0, 0, 0, 0xff, 0x0c, 0x01, 0xff,
+            ])
+        let aggregateDetail = detail(aggregate) { c, b throws(DecodeFailure) in _ = try c.decodeChaserAggregate(b) }
+        #expect(aggregateDetail?.contains("past the end") == true, "\(aggregateDetail ?? "")")
+        // Complete records still decode: the check walks them exactly.
+        let good = codec.encode(.chaser(Self.peacock))
+        #expect(try codec.decodeInput(good) == .chaser(Self.peacock))
+        #expect(try codec.decodeChaserAggregate(codec.encode(Self.aggregate)) == Self.aggregate)
+    }
+
     @Test func randomAndTruncatedBytesNeverCrash() throws {
         let codec = try AvroFixtures.codec()
         var rng = SplitMix64(seed: 7)

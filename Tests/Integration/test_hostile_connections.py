@@ -77,7 +77,7 @@ def test_ten_thousand_half_open_connections_do_not_lock_out_a_client(binaries, r
         # Default cap 4096 connections: the rest were shed, oldest first, each holding a few hundred bytes.
         assert metric(gw, "gateway_connections_shed_total", 'reason="connections"') >= attackers - 4_096
         assert metric(gw, "gateway_connections_rejected_total") == 0
-        assert peak - base < 40, f"RSS {base:.1f} -> {peak:.1f} MB"
+        assert peak <= 40, f"RSS {base:.1f} -> {peak:.1f} MB (the bound: 40 MB)"
         # The first connections were the ones shed.
         held[0].settimeout(5)
         assert held[0].recv(1) == b""

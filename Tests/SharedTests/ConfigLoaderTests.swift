@@ -40,6 +40,33 @@ private func options(config: String? = nil, secrets: String? = nil, set: [String
         #expect(loaded.config.schemaRegistry.staticIds["BillAggregate"] == 6)
     }
 
+    /// The in-memory entry (the config-yaml fuzz target's) loads a text as the file path version loads the file,
+    /// errors included, naming the path in messages.
+    @Test func textInMemoryLoadsAsTheFile() throws {
+        let dir = try tempDir()
+        try write("top-secret\n", to: "\(dir)/kafka-password")
+        let good = "kafka:\n  bootstrapServers: b:9092\n  properties:\n    sasl.password: ${kafka-password}\n"
+        let bad = "gateway:\n  port: huge\n  nope: 1\n"
+        for text in [good, bad] {
+            try write(text, to: "\(dir)/c.yaml")
+            let sources = ConfigSources(config: "\(dir)/c.yaml", secrets: dir)
+            let fromFile = Result { try ConfigLoader.loadWithSecrets(sources: sources, environment: [:]) }
+            let fromText = Result {
+                try ConfigLoader.loadWithSecrets(configText: text, sources: sources, environment: [:])
+            }
+            switch (fromFile, fromText) {
+            case (.success(let a), .success(let b)):
+                #expect(a.config == b.config && a.secretPaths == b.secretPaths)
+                #expect(b.config.kafka.properties["sasl.password"] == "top-secret")
+            case (.failure(let a), .failure(let b)):
+                #expect("\(a)" == "\(b)")
+                #expect("\(b)".contains("\(dir)/c.yaml"))
+            default:
+                Issue.record("file \(fromFile) vs text \(fromText)")
+            }
+        }
+    }
+
     @Test func precedenceSetOverEnvOverFileOverDefault() throws {
         let dir = try tempDir()
         try write(

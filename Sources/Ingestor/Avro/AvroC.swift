@@ -411,8 +411,15 @@ final class AvroDatum {
         let base =
             payload.baseAddress?.assumingMemoryBound(to: CChar.self)
             ?? UnsafePointer(scratch.baseAddress?.assumingMemoryBound(to: CChar.self))
-        avro_reader_memory_set_source(reader, base, Int64(payload.count))
         let target = resolvedIface == nil ? value : resolved
+        // avro-c 1.11 leaks a string's or bytes' buffer when the payload ends inside it (read_string and
+        // read_bytes return without freeing it; fixed upstream by AVRO-4246, in no release yet), so such a
+        // payload is refused before avro-c reads it.
+        var walk = AvroLengthCheck(payload)
+        guard walk.value((writerSchema ?? schema).raw, depth: 0) else {
+            throw AvroError("cannot decode \(schema.fullName): \(walk.problem)")
+        }
+        avro_reader_memory_set_source(reader, base, Int64(payload.count))
         let reader = self.reader
         let failure: String? = withAvroErrorLock {
             let rc = avro_value_read(reader, target)
@@ -445,6 +452,111 @@ final class AvroDatum {
             let bigger = UnsafeMutableRawBufferPointer.allocate(byteCount: scratch.count * 4, alignment: 8)
             scratch.deallocate()
             scratch = bigger
+        }
+    }
+}
+
+/// Walks an Avro payload along the schema it was written with, as avro-c's reader (value-read.c) will read
+/// it, allocating nothing, and fails where a string, bytes or fixed value would run past the end (or where
+/// avro-c fails anyway: a bad varint, a negative length, a union branch out of range). Whatever it passes,
+/// avro-c reads without running short inside a string or bytes value, the case where avro-c 1.11 leaks.
+private struct AvroLengthCheck {
+    private let bytes: UnsafeRawBufferPointer
+    private var position = 0
+    private(set) var problem = ""
+    /// Deeper nesting (a recursive schema) is refused: avro-c's own recursion would exhaust the stack first.
+    static let maxDepth = 256
+
+    init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    private mutating func fail(_ message: String) -> Bool {
+        problem = "\(message) at byte \(position)"
+        return false
+    }
+
+    /// A zigzag varint as avro-c's read_long decodes it (at most 10 bytes).
+    private mutating func long() -> Int64? {
+        var value: UInt64 = 0
+        for offset in 0..<10 {
+            guard position < bytes.count else {
+                _ = fail("truncated varint")
+                return nil
+            }
+            let byte = bytes[position]
+            position += 1
+            value |= UInt64(byte & 0x7F) << UInt64(7 * offset)
+            if byte & 0x80 == 0 { return Int64(bitPattern: value >> 1) ^ -Int64(bitPattern: value & 1) }
+        }
+        _ = fail("varint too long")
+        return nil
+    }
+
+    private mutating func skip(_ count: Int64, _ what: String) -> Bool {
+        guard count >= 0 else { return fail("negative \(what) length \(count)") }
+        guard count <= Int64(bytes.count - position) else { return fail("\(what) of \(count) bytes past the end") }
+        position += Int(count)
+        return true
+    }
+
+    mutating func value(_ schema: avro_schema_t, depth: Int) -> Bool {
+        guard depth < Self.maxDepth else { return fail("nesting deeper than \(Self.maxDepth)") }
+        switch schema.pointee.type {
+        case AVRO_NULL: return true
+        case AVRO_BOOLEAN: return skip(1, "boolean")
+        case AVRO_INT32, AVRO_INT64, AVRO_ENUM: return long() != nil
+        case AVRO_FLOAT: return skip(4, "float")
+        case AVRO_DOUBLE: return skip(8, "double")
+        case AVRO_STRING, AVRO_BYTES:
+            guard let length = long() else { return false }
+            return skip(length, "string")
+        case AVRO_FIXED: return skip(avro_schema_fixed_size(schema), "fixed")
+        case AVRO_RECORD:
+            for index in 0..<avro_schema_record_size(schema) {
+                guard let field = avro_schema_record_field_get_by_index(schema, Int32(index)),
+                    value(field, depth: depth + 1)
+                else { return false }
+            }
+            return true
+        case AVRO_UNION:
+            guard let branch = long() else { return false }
+            guard branch >= 0, branch < Int64(avro_schema_union_size(schema)),
+                let chosen = avro_schema_union_branch(schema, Int32(branch))
+            else { return fail("union branch \(branch) out of range") }
+            return value(chosen, depth: depth + 1)
+        case AVRO_ARRAY, AVRO_MAP:
+            let isMap = schema.pointee.type == AVRO_MAP
+            guard let items = isMap ? avro_schema_map_values(schema) : avro_schema_array_items(schema) else {
+                return fail("schema without items")
+            }
+            return blocks(of: items, keyed: isMap, depth: depth)
+        case AVRO_LINK:
+            guard let target = avro_schema_link_target(schema) else { return fail("unresolved named type") }
+            return value(target, depth: depth + 1)
+        default: return fail("unknown Avro type")
+        }
+    }
+
+    /// Array or map blocks, counted as avro-c counts them: a negative count is negated and followed by a
+    /// byte size, and the count is then taken as unsigned (so -2^63 asks for 2^63 items).
+    private mutating func blocks(of items: avro_schema_t, keyed: Bool, depth: Int) -> Bool {
+        while true {
+            guard var count = long() else { return false }
+            if count == 0 { return true }
+            if count < 0 {
+                count = 0 &- count
+                guard long() != nil else { return false }
+            }
+            var remaining = UInt64(bitPattern: count)
+            while remaining > 0 {
+                let start = position
+                if keyed {
+                    guard let length = long(), skip(length, "map key") else { return false }
+                }
+                guard value(items, depth: depth + 1) else { return false }
+                remaining -= 1
+                // An item of no bytes (null, empty record) reads the same every time: the rest are alike.
+                if position == start { break }
+            }
         }
     }
 }

@@ -4,11 +4,6 @@ import Logging
 import Shared
 import Synchronization
 
-#if canImport(FoundationEssentials)
-    import FoundationEssentials
-#else
-    import Foundation
-#endif
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -152,9 +147,9 @@ final class RoutingService: IngestorRoutingView, Sendable {
             restoring: restoring.map(Int.init), partitionCount: Int(count), epoch: epoch, time: now,
             ttlMs: settings.ttlMs)
         do {
-            let value = try JSONEncoder().encode(announcement)
             try producer.produce(
-                topic: settings.topic, partition: 0, key: Array(settings.member.utf8), value: Array(value))
+                topic: settings.topic, partition: 0, key: Array(settings.member.utf8),
+                value: RoutingRecord.encode(announcement))
             _ = producer.poll(timeoutMs: 0)
             logger.debug("announced", metadata: ["partitions": "\(partitions)", "epoch": "\(epoch)"])
         } catch {
@@ -163,10 +158,12 @@ final class RoutingService: IngestorRoutingView, Sendable {
     }
 
     private func apply(_ record: KafkaRecord) {
-        guard let value = record.value,
-            var announcement = try? JSONDecoder().decode(RoutingAnnouncement.self, from: Data(value))
-        else {
-            logger.warning("ignoring an unreadable routing record", metadata: ["offset": "\(record.offset)"])
+        var announcement: RoutingAnnouncement
+        do throws(RoutingRecordError) {
+            announcement = try RoutingRecord.decode(record.value ?? [])  // a tombstone is unreadable too
+        } catch {
+            logger.warning(
+                "ignoring an unreadable routing record", metadata: ["offset": "\(record.offset)", "error": "\(error)"])
             return
         }
         announcement.sequence = record.offset

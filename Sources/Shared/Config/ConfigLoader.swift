@@ -20,12 +20,33 @@ public enum ConfigLoader {
     public static func loadWithSecrets(sources options: ConfigSources, environment: [String: String]) throws
         -> LoadedConfig
     {
+        try load(text: options.config.map(TextFile.read), sources: options, environment: environment)
+    }
+
+    /// The same with the config file's text already in memory: it loads as the file `sources.config` would
+    /// (that path only names it in messages; it is not read). The config-yaml fuzz target's entry.
+    public static func loadWithSecrets(
+        configText: String, sources options: ConfigSources, environment: [String: String]
+    )
+        throws -> LoadedConfig
+    {
+        try load(text: .success(configText), sources: options, environment: environment)
+    }
+
+    /// Each key's environment variable, worked out once (per-character Unicode case tests cost).
+    private static let environmentNames: [String: String] = Dictionary(
+        configKeyTable.map { ($0.path, environmentName($0.path)) }, uniquingKeysWith: { first, _ in first })
+
+    private static func load(
+        text: Result<String, TextFileError>?, sources options: ConfigSources, environment: [String: String]
+    ) throws -> LoadedConfig {
         var issues: [ConfigIssue] = []
 
         var fileValues: [String: String] = [:]
         var properties: [String: String] = [:]
-        if let path = options.config {
-            switch TextFile.read(path) {
+        if let text {
+            let path = options.config ?? "the config file"
+            switch text {
             case .failure(let error):
                 issues.append(ConfigIssue(path: path, message: "cannot read config file: \(error)"))
             case .success(let text):
@@ -79,7 +100,7 @@ public enum ConfigLoader {
             // Precedence: --set, then the environment, then the file; the first source holding the key wins.
             let raw: String
             let source: String
-            let variable = environmentName(binding.path)
+            let variable = environmentNames[binding.path] ?? environmentName(binding.path)
             if let value = setValues[binding.path] {
                 (raw, source) = (value, "from --set \(binding.path)=\(value)")
             } else if let value = environment[variable] {

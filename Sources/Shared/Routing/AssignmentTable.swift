@@ -2,7 +2,8 @@
 // Pure value type; the ingestor that builds it owns it on its routing thread and hands out copies.
 
 /// One ingestor's published claim: "member M, reachable at endpoint E, owns these partitions".
-public struct RoutingAnnouncement: Sendable, Equatable, Codable {
+/// Published on the routing topic as JSON (`RoutingRecord`).
+public struct RoutingAnnouncement: Sendable, Equatable {
     public var member: String
     public var endpoint: String
     public var partitions: [Int]
@@ -18,10 +19,6 @@ public struct RoutingAnnouncement: Sendable, Equatable, Codable {
     /// Position in the routing log (its Kafka offset), set by the reader: a total order of claims that does
     /// not depend on the pods' clocks. Not part of the published JSON.
     public var sequence: Int64 = 0
-
-    enum CodingKeys: String, CodingKey {
-        case member, endpoint, partitions, restoring, partitionCount, epoch, time, ttlMs
-    }
 
     public init(
         member: String, endpoint: String, partitions: [Int], restoring: [Int] = [], partitionCount: Int,

@@ -1,11 +1,13 @@
 // libFuzzer entry for the YAML config loader with secret references: any config file either loads or is
 // rejected with its issues; it never crashes, and the secret's content never shows in the effective config
-// printed by --print-config nor in any error message (unless the file itself contains it).
+// printed by --print-config nor in any error message (unless the file itself contains it). The file's text
+// goes in from memory (ConfigLoader.loadWithSecrets(configText:), which the file path version calls); the
+// secrets are files, read as in production.
 // Built by scripts/fuzz.sh (swiftc -sanitize=fuzzer,address over Sources/Shared/Config, libyaml).
 import Glibc
 
 private let secret = "Fz-s3cret-Vq7-not-in-output"
-nonisolated(unsafe) private var workDir: String = {
+private let workDir: String = {
     var template = Array("/tmp/k8s-micro-config-fuzz-XXXXXX".utf8CString)
     let dir = template.withUnsafeMutableBufferPointer { buffer in
         buffer.baseAddress.flatMap { mkdtemp($0) }.map { String(cString: $0) }
@@ -25,13 +27,12 @@ private func write(_ path: String, _ bytes: [UInt8]) {
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func configYAMLFuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    let bytes = Array(UnsafeBufferPointer(start: data, count: size))
-    let path = workDir + "/config.yaml"
-    write(path, bytes)
-    let containsSecret = String(decoding: bytes, as: UTF8.self).containsText(secret)
-    let sources = ConfigSources(config: path, secrets: workDir + "/secrets")
+    // As TextFile.read turns a file's bytes into text (invalid UTF-8 repaired).
+    let text = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
+    let containsSecret = text.containsText(secret)
+    let sources = ConfigSources(config: workDir + "/config.yaml", secrets: workDir + "/secrets")
     do {
-        let loaded = try ConfigLoader.loadWithSecrets(sources: sources, environment: [:])
+        let loaded = try ConfigLoader.loadWithSecrets(configText: text, sources: sources, environment: [:])
         let printed = ConfigPrinter.yaml(loaded)
         precondition(containsSecret || !printed.containsText(secret), "--print-config shows a secret:\n\(printed)")
     } catch {
