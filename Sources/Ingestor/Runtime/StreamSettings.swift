@@ -19,8 +19,7 @@ struct StreamSettings: Sendable {
     var autoOffsetReset: AutoOffsetReset
     /// Bound of each blocking librdkafka call (transaction operations, flush, offset commit): a call that runs
     /// out is retried (librdkafka classes a timeout as retriable) until `commitDeadline`.
-    var kafkaCallTimeoutMs: Int32 = Self.callTimeoutMs
-    static let callTimeoutMs: Int32 = 10_000
+    let kafkaCallTimeoutMs: Int32 = 10_000
     /// When a running librdkafka call counts as stuck (fatal). A transactional call learns of a timed-out request
     /// only when the request itself times out, socket.timeout.ms after it was (re)queued, so a call can overrun
     /// its own timeout by that much while the broker restarts (seen: 15.8 s for a 10 s call); 5 s more on top.
@@ -85,15 +84,15 @@ struct StreamSettings: Sendable {
         // socket.timeout.ms, 60 s by default, and send_offsets_to_transaction waits for them without a bound of
         // its own: with the broker away it blocked past the stuck bound and the process exited (chaos run). With
         // the call timeout here the call returns a retriable timeout in time and is retried.
-        producer["socket.timeout.ms"] = producer["socket.timeout.ms"] ?? String(Self.callTimeoutMs)
+        producer["socket.timeout.ms"] = producer["socket.timeout.ms"] ?? String(kafkaCallTimeoutMs)
         if exactlyOnce {
             producer["transactional.id"] = producer["transactional.id"] ?? client
         } else {
             producer.removeValue(forKey: "transactional.id")
         }
         producerProperties = producer
-        let socketTimeoutMs = producer["socket.timeout.ms"].flatMap { Int($0) } ?? Int(Self.callTimeoutMs)
-        callStuckAfter = .milliseconds(Int(Self.callTimeoutMs) + socketTimeoutMs) + .seconds(5)
+        let socketTimeoutMs = producer["socket.timeout.ms"].flatMap { Int($0) } ?? Int(kafkaCallTimeoutMs)
+        callStuckAfter = .milliseconds(Int(kafkaCallTimeoutMs) + socketTimeoutMs) + .seconds(5)
         let transactionTimeoutMs = producer["transaction.timeout.ms"].flatMap { Int($0) } ?? 60_000
         commitDeadline = .milliseconds(max(20_000, 2 * transactionTimeoutMs))
 
