@@ -23,6 +23,18 @@ import Testing
         }
     }
 
+    @Test func aggregatesAppendedToOneBufferAreTheirOwnEncodingsBackToBack() throws {
+        let (fast, plain) = try Self.codecs()
+        let chaser = ChaserAggregate(
+            names: ["a", "a name longer than fifteen bytes"], count: 2, latest: 7, longest: nil)
+        var bill = BillAggregate()
+        bill.errored = true
+        var buffer: [UInt8] = [9, 9]
+        fast.encode(chaser, appendingTo: &buffer)
+        fast.encode(bill, appendingTo: &buffer)
+        #expect(buffer == [9, 9] + plain.encode(chaser) + plain.encode(bill))
+    }
+
     @Test func activeWithTheRepoSchemas() throws {
         #expect(try Self.codecs().0.isActive)
     }

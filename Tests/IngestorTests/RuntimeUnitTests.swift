@@ -101,14 +101,24 @@ import Testing
     }
 
     @Test func epochUpdatesGoToTheStoreInKeyOrderKeepingEachKeysOrder() {
-        func update(_ key: String, _ count: Int64) -> EpochWork.Update<ChaserAggregate> {
-            EpochWork.Update(
-                key: CacheKey(partition: 0, bytes: Array(key.utf8)), aggregate: ChaserAggregate(count: count),
-                inputOffset: count)
+        var updates = EncodedUpdates()
+        for (key, offset) in [("b", 1), ("a", 2), ("b", 3), ("a", 4), ("c", 5)] {
+            updates.append(key: CacheKey(partition: 0, bytes: Array(key.utf8)), inputOffset: Int64(offset)) {
+                $0 += Array("\(key)\(offset)".utf8)
+            }
         }
-        let updates = [update("b", 1), update("a", 2), update("b", 3), update("a", 4), update("c", 5)]
-        let order = CommitWorker.storeOrder(updates).map { updates[$0].aggregate.count }
-        #expect(order == [2, 4, 1, 3, 5])
+        func visited() -> [String] {
+            var seen: [String] = []
+            updates.visit { key, offset, value in
+                seen.append(
+                    "\(String(decoding: key.bytes, as: UTF8.self)) \(offset) \(String(decoding: value, as: UTF8.self))")
+            }
+            return seen
+        }
+        #expect(visited() == ["b 1 b1", "a 2 a2", "b 3 b3", "a 4 a4", "c 5 c5"])
+        updates.orderForStore()
+        #expect(visited() == ["a 2 a2", "a 4 a4", "b 1 b1", "b 3 b3", "c 5 c5"])
+        #expect(updates.count == 5)
     }
 
     @Test func changelogHeaderRoundTrips() {

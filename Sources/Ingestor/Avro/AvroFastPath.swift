@@ -132,8 +132,13 @@ struct AvroBinaryWriter {
     var bytes: [UInt8]
 
     init(schemaId: Int32, capacity: Int) {
-        bytes = []
+        self.init(schemaId: schemaId, appendingTo: [])
         bytes.reserveCapacity(capacity)
+    }
+
+    /// A writer that appends one framed value to `buffer` (moved in; take it back from `bytes`).
+    init(schemaId: Int32, appendingTo buffer: consuming [UInt8]) {
+        bytes = consume buffer
         let u = UInt32(bitPattern: schemaId)
         bytes.append(ConfluentFrame.magic)
         bytes.append(UInt8(truncatingIfNeeded: u >> 24))
@@ -383,6 +388,24 @@ final class FastEventCodec {
         return w.bytes
     }
 
+    /// Appends the framed Avro of `a` to `buffer` (the epoch's value buffer: no array per value).
+    func encode(_ a: ChaserAggregate, appendingTo buffer: inout [UInt8]) {
+        let id = fastIds[SchemaKind.aggregate.index]
+        guard id != Self.disabled else { return buffer.append(contentsOf: codec.encode(a)) }
+        var w = AvroBinaryWriter(schemaId: Int32(truncatingIfNeeded: id), appendingTo: take(&buffer))
+        AvroFastCodec.write(a, &w)
+        buffer = take(&w.bytes)
+    }
+
+    /// Appends the framed Avro of `a` to `buffer`.
+    func encode(_ a: BillAggregate, appendingTo buffer: inout [UInt8]) {
+        let id = fastIds[SchemaKind.billAggregate.index]
+        guard id != Self.disabled else { return buffer.append(contentsOf: codec.encode(a)) }
+        var w = AvroBinaryWriter(schemaId: Int32(truncatingIfNeeded: id), appendingTo: take(&buffer))
+        AvroFastCodec.write(a, &w)
+        buffer = take(&w.bytes)
+    }
+
     func encode(_ event: InputEvent) -> [UInt8] {
         let kind: SchemaKind
         switch event {
@@ -446,4 +469,11 @@ final class FastEventCodec {
         }
         return true
     }
+}
+
+/// Moves an array out of `array`, leaving it empty (appending to the moved array copies nothing).
+private func take(_ array: inout [UInt8]) -> [UInt8] {
+    var out: [UInt8] = []
+    swap(&out, &array)
+    return out
 }

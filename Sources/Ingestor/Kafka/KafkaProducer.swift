@@ -21,6 +21,8 @@ private final class ProducerCallbacks {
     let onDelivery: (DeliveryReport) -> Void
     /// Topic names and dense indexes by handle; touched only by the polling thread.
     var topicNames: [OpaquePointer: (name: String, index: Int)] = [:]
+    /// The last report's topic: reports come in runs of one topic and partition, so this saves the hashing.
+    var lastTopic: (handle: OpaquePointer, name: String, index: Int)?
     init(onDelivery: @escaping (DeliveryReport) -> Void) { self.onDelivery = onDelivery }
 }
 
@@ -267,13 +269,16 @@ private func producerDeliveryCallback(
     var topic = ""
     var topicIndex = -1
     if let rkt = m.rkt {
-        if let known = callbacks.topicNames[rkt] {
+        if let last = callbacks.lastTopic, last.handle == rkt {
+            (topic, topicIndex) = (last.name, last.index)
+        } else if let known = callbacks.topicNames[rkt] {
             (topic, topicIndex) = known
         } else {
             topic = String(cString: rd_kafka_topic_name(rkt))
             topicIndex = callbacks.topicNames.count
             callbacks.topicNames[rkt] = (topic, topicIndex)
         }
+        callbacks.lastTopic = (rkt, topic, topicIndex)
     }
     var error: KafkaError?
     if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {

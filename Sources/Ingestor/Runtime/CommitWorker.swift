@@ -6,13 +6,6 @@ import Synchronization
 
 /// What one commit epoch hands to Kafka, collected on the stream thread.
 struct EpochWork: Sendable {
-    struct Update<A: Sendable>: Sendable {
-        var key: CacheKey
-        var aggregate: A
-        /// The max input offset folded into `aggregate` (the changelog header).
-        var inputOffset: Int64
-    }
-
     /// A record that could not be processed, owned (the consumer's buffers are gone by commit time).
     struct DeadLetter: Sendable {
         var partition: Int32?
@@ -24,8 +17,10 @@ struct EpochWork: Sendable {
     var epoch: UInt64
     /// The input's next offsets to commit with the epoch.
     var offsets: [TopicPartition: Int64] = [:]
-    var chaser: [Update<ChaserAggregate>] = []
-    var billing: [Update<BillAggregate>] = []
+    /// The aggregates to produce, encoded and in store order; each input offset is the max folded into its
+    /// aggregate (the changelog header).
+    var chaser = EncodedUpdates()
+    var billing = EncodedUpdates()
     var deadLetters: [DeadLetter] = []
     /// Partitions whose checkpoints advance once the epoch is committed.
     var partitions = Set<Int32>()
@@ -33,6 +28,13 @@ struct EpochWork: Sendable {
     var committedBefore: [Int32: Int64] = [:]
     var checkpointsBefore: [Int32: [Checkpoint?]] = [:]
     var started = ContinuousClock.now
+
+    func updates(_ store: StoreKind) -> EncodedUpdates {
+        switch store {
+        case .chaser: chaser
+        case .billing: billing
+        }
+    }
 
     var isEmpty: Bool { offsets.isEmpty && chaser.isEmpty && billing.isEmpty && deadLetters.isEmpty }
 }
@@ -48,7 +50,7 @@ struct CommittedEpoch: Sendable {
 
 /// Owns the producer (transactions, produce, delivery reports) and the local stores' epoch writes on its own
 /// thread, named "commit". The stream thread calls `submit`, `outcome` and `awaitOutcome`; one job runs at a
-/// time, so every producer call, the delivery tracker and the codec below belong to the commit thread. Epochs
+/// time, so every producer call and the delivery tracker belong to the commit thread. Epochs
 /// are committed in order: Kafka first, then the local store, so the store is never ahead of the offsets.
 final class CommitWorker: @unchecked Sendable {
     enum Job: Sendable {
@@ -70,7 +72,6 @@ final class CommitWorker: @unchecked Sendable {
     private let settings: StreamSettings
     private let producer: KafkaProducer
     private let tracker: DeliveryTracker
-    private let codec: FastEventCodec
     private let consumer: KafkaConsumer
     private let stores: StateStores
     private let logger: Logger
@@ -85,7 +86,7 @@ final class CommitWorker: @unchecked Sendable {
     private let callStarted = Mutex<ContinuousClock.Instant?>(nil)
 
     init(
-        settings: StreamSettings, metrics: IngestorMetrics, codec: FastEventCodec, consumer: KafkaConsumer,
+        settings: StreamSettings, metrics: IngestorMetrics, consumer: KafkaConsumer,
         stores: StateStores, logger: Logger
     ) throws {
         self.stores = stores
@@ -94,7 +95,6 @@ final class CommitWorker: @unchecked Sendable {
         self.tracker = tracker
         let producer = try KafkaProducer(properties: settings.producerProperties) { tracker.delivered($0) }
         self.producer = producer
-        self.codec = codec
         self.consumer = consumer
         self.logger = logger
         topics = try StoreKind.allCases.map { store in
@@ -218,15 +218,9 @@ final class CommitWorker: @unchecked Sendable {
                 topic: settings.deadLetterTopic, partition: letter.partition, key: letter.key, value: letter.value,
                 headers: letter.headers)
         }
-        for i in Self.storeOrder(work.chaser) {
-            let update = work.chaser[i]
-            try emit(.chaser, update, encoded: codec.encode(update.aggregate), into: writes[StoreKind.chaser.rawValue])
-        }
-        for i in Self.storeOrder(work.billing) {
-            let update = work.billing[i]
-            try emit(
-                .billing, update, encoded: codec.encode(update.aggregate), into: writes[StoreKind.billing.rawValue])
-        }
+        // Every record first, so the broker works on them while this thread writes LMDB.
+        for kind in StoreKind.allCases { try produce(kind, work.updates(kind)) }
+        for kind in StoreKind.allCases { try Self.put(work.updates(kind), into: stores[kind], writes[kind.rawValue]) }
         if settings.exactlyOnce {
             if !work.offsets.isEmpty {
                 try retrying("send_offsets_to_transaction") { () throws(KafkaError) in
@@ -278,36 +272,28 @@ final class CommitWorker: @unchecked Sendable {
         return CommittedEpoch(epoch: work.epoch, offsets: work.offsets, checkpoints: checkpoints, started: work.started)
     }
 
-    /// The updates' indices in store order (`CacheKey.storeOrder`), each key's updates in their epoch order (with
-    /// `cacheMaxEntries` 0 a key can have several). In the epoch's own order, at a million keys nearly every
-    /// LMDB put descended to a cold leaf page; sorted, consecutive puts share their pages.
-    static func storeOrder<A>(_ updates: [EpochWork.Update<A>]) -> [Int] {
-        updates.indices.sorted { a, b in
-            let (x, y) = (updates[a].key, updates[b].key)
-            if CacheKey.storeOrder(x, y) { return true }
-            return !CacheKey.storeOrder(y, x) && a < b
-        }
-    }
-
-    /// Produces one aggregate to its output topic and its changelog (same partition as the input) and puts it
-    /// into the store's epoch write.
-    private func emit<A>(
-        _ store: StoreKind, _ update: EpochWork.Update<A>, encoded value: [UInt8], into write: LMDBStore.EpochWrite
-    ) throws {
+    /// Produces a store's updates to its output topic and its changelog (same partition as the input).
+    private func produce(_ store: StoreKind, _ updates: EncodedUpdates) throws {
         let (output, changelog) = topics[store.rawValue]
-        let partition = update.key.partition
-        var digits = DecimalDigits(update.inputOffset)
-        try update.key.withBytes { k in
-            try value.withUnsafeBytes { v in
-                try producer.produce(output, partition: partition, key: k, value: v)
+        try updates.visit { key, inputOffset, value in
+            let partition = key.partition
+            var digits = DecimalDigits(inputOffset)
+            try key.withBytes { k in
+                try producer.produce(output, partition: partition, key: k, value: value)
                 try digits.withBytes { (header) throws(KafkaError) in
                     try producer.produce(
-                        changelog, partition: partition, key: k, value: v,
+                        changelog, partition: partition, key: k, value: value,
                         header: (ChangelogHeader.inputOffset, header),
                         tag: DeliveryTracker.tag(store: store, partition: partition))
                 }
-                try stores[store].put(write, partition: partition, key: k, value: v)
             }
+        }
+    }
+
+    /// Puts a store's updates into its epoch write (committed once Kafka has the epoch).
+    private static func put(_ updates: EncodedUpdates, into store: LMDBStore, _ write: LMDBStore.EpochWrite) throws {
+        try updates.visit { key, _, value in
+            try key.withBytes { k in try store.put(write, partition: key.partition, key: k, value: value) }
         }
     }
 

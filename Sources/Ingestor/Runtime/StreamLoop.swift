@@ -40,7 +40,6 @@ final class StreamLoop: RebalanceListener {
     private let metrics: IngestorMetrics
     private let logger: Logger
     private let codec: FastEventCodec
-    private let commitCodec: FastEventCodec
     private var consumer: KafkaConsumer?
     /// Runs the Kafka side of each commit on the commit thread (made in `start`, once the consumer exists).
     private var worker: CommitWorker?
@@ -80,7 +79,7 @@ final class StreamLoop: RebalanceListener {
 
     init(
         settings: StreamSettings, stores: StateStores, registry: PartitionRegistry, metrics: IngestorMetrics,
-        codec: FastEventCodec, commitCodec: FastEventCodec, partitionCount: Int32, dlqPartitions: Int32,
+        codec: FastEventCodec, partitionCount: Int32, dlqPartitions: Int32,
         logger: Logger
     ) throws {
         self.settings = settings
@@ -88,7 +87,6 @@ final class StreamLoop: RebalanceListener {
         self.registry = registry
         self.metrics = metrics
         self.codec = codec
-        self.commitCodec = commitCodec
         self.partitionCount = partitionCount
         self.dlqPartitions = dlqPartitions
         self.logger = logger
@@ -109,7 +107,7 @@ final class StreamLoop: RebalanceListener {
             onBrokerState: { [weak self] up in self?.broker.seen(reachable: up, why: "statistics") }, logger: logger)
         self.consumer = consumer
         let worker = try CommitWorker(
-            settings: settings, metrics: metrics, codec: commitCodec, consumer: consumer, stores: stores,
+            settings: settings, metrics: metrics, consumer: consumer, stores: stores,
             logger: logger)
         try worker.start()
         self.worker = worker
@@ -379,50 +377,54 @@ final class StreamLoop: RebalanceListener {
     private func emitNow(_ store: StoreKind, _ key: CacheKey) {
         switch store {
         case .chaser:
-            if let i = chaserCache.index(forKey: key), let u = takeDirty(.chaser, &chaserCache, at: i) {
+            if let i = chaserCache.index(forKey: key),
+                takeDirty(.chaser, &chaserCache, at: i, into: &collecting.chaser, encode: codec.encode)
+            {
                 chaserDirty -= 1
-                collecting.chaser.append(u)
             }
         case .billing:
-            if let i = billingCache.index(forKey: key), let u = takeDirty(.billing, &billingCache, at: i) {
+            if let i = billingCache.index(forKey: key),
+                takeDirty(.billing, &billingCache, at: i, into: &collecting.billing, encode: codec.encode)
+            {
                 billingDirty -= 1
-                collecting.billing.append(u)
             }
         }
         collecting.partitions.insert(key.partition)
     }
 
-    /// Moves every dirty aggregate of `cache` into `updates`: a scan of the dictionary's storage, no hashing
-    /// (at a million keys nearly every cached entry is dirty at each commit).
+    /// Moves every dirty aggregate of `cache` into `updates`, encoded: a scan of the dictionary's storage, no
+    /// hashing (at a million keys nearly every cached entry is dirty at each commit).
     private func takeAllDirty<A>(
         _ store: StoreKind, _ cache: inout [CacheKey: CachedAggregate<A>], _ dirty: inout Int,
-        into updates: inout [EpochWork.Update<A>], partitions: inout Set<Int32>
+        into updates: inout EncodedUpdates, partitions: inout Set<Int32>, encode: (A, inout [UInt8]) -> Void
     ) {
         guard dirty > 0 else { return }
         var i = cache.startIndex
         while i != cache.endIndex {
-            if let u = takeDirty(store, &cache, at: i) {
-                partitions.insert(u.key.partition)
-                updates.append(u)
+            if takeDirty(store, &cache, at: i, into: &updates, encode: encode) {
+                partitions.insert(cache.keys[i].partition)
             }
             cache.formIndex(after: &i)
         }
         dirty = 0
     }
 
-    /// The cached aggregate at `i` if it is dirty, marked clean as of the collecting epoch. It touches no
-    /// part of `collecting` (the callers hold inout access to it).
+    /// Appends the cached aggregate at `i` to `updates` if it is dirty, and marks it clean as of the collecting
+    /// epoch. It touches no part of `collecting` (the callers hold inout access to it).
     private func takeDirty<A>(
         _ store: StoreKind, _ cache: inout [CacheKey: CachedAggregate<A>],
-        at i: Dictionary<CacheKey, CachedAggregate<A>>.Index
-    ) -> EpochWork.Update<A>? {
-        guard cache.values[i].dirty else { return nil }
+        at i: Dictionary<CacheKey, CachedAggregate<A>>.Index, into updates: inout EncodedUpdates,
+        encode: (A, inout [UInt8]) -> Void
+    ) -> Bool {
+        guard cache.values[i].dirty else { return false }
         cache.values[i].dirty = false
         cache.values[i].epoch = epoch
         let key = cache.keys[i]
         produced.append(store, key, epoch: epoch)
-        return EpochWork.Update(
-            key: key, aggregate: cache.values[i].aggregate, inputOffset: cache.values[i].inputOffset)
+        updates.append(key: key, inputOffset: cache.values[i].inputOffset) { buffer in
+            encode(cache.values[i].aggregate, &buffer)
+        }
+        return true
     }
 
     /// Keeps a record that cannot be processed for the collecting epoch's dead-letter produce.
@@ -465,8 +467,14 @@ final class StreamLoop: RebalanceListener {
             }
         }
         var partitions = collecting.partitions
-        takeAllDirty(.chaser, &chaserCache, &chaserDirty, into: &collecting.chaser, partitions: &partitions)
-        takeAllDirty(.billing, &billingCache, &billingDirty, into: &collecting.billing, partitions: &partitions)
+        takeAllDirty(
+            .chaser, &chaserCache, &chaserDirty, into: &collecting.chaser, partitions: &partitions,
+            encode: codec.encode)
+        takeAllDirty(
+            .billing, &billingCache, &billingDirty, into: &collecting.billing, partitions: &partitions,
+            encode: codec.encode)
+        collecting.chaser.orderForStore()
+        collecting.billing.orderForStore()
         collecting.partitions = partitions
         collecting.offsets = offsets
         guard !collecting.isEmpty else { return true }

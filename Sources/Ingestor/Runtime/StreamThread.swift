@@ -103,14 +103,13 @@ final class StreamThread: Sendable {
             metadata: ["version": "\(KafkaLibrary.version)", "bootstrap": "\(config.kafka.bootstrapServers)"])
         // The hand-written Avro path serves our own schema ids; anything else goes through avro-c.
         let codec = FastEventCodec(codec: try codecs.make(), schemaDir: codecs.schemaDir)
-        let commitCodec = FastEventCodec(codec: try codecs.make(), schemaDir: codecs.schemaDir)
         if !codec.isActive {
             logger.notice("schema files differ from the built-in schemas: every record goes through avro-c")
         }
         guard let (partitions, dlqPartitions) = try prepareTopics() else { return }
         let loop = try StreamLoop(
             settings: settings, stores: stores, registry: registry, metrics: metrics, codec: codec,
-            commitCodec: commitCodec, partitionCount: partitions, dlqPartitions: dlqPartitions, logger: logger)
+            partitionCount: partitions, dlqPartitions: dlqPartitions, logger: logger)
         try loop.start()
         do {
             try loop.run { [self] in stopping }
