@@ -30,10 +30,11 @@ struct EncodedUpdates: Sendable {
     /// were appended (with `cacheMaxEntries` 0 a key can have several). In append order, at a million keys nearly
     /// every LMDB put descended to a cold leaf page; sorted, consecutive puts share their pages.
     mutating func orderForStore() {
-        let keys = self.keys
-        order = keys.indices.sorted { a, b in
-            if CacheKey.storeOrder(keys[a], keys[b]) { return true }
-            return !CacheKey.storeOrder(keys[b], keys[a]) && a < b
+        order = keys.withUnsafeBufferPointer { keys in
+            keys.indices.sorted { a, b in
+                if CacheKey.storeOrder(keys[a], keys[b]) { return true }
+                return !CacheKey.storeOrder(keys[b], keys[a]) && a < b
+            }
         }
     }
 

