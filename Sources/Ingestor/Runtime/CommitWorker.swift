@@ -123,6 +123,9 @@ final class CommitWorker: @unchecked Sendable {
     /// True from `submit` until the outcome is taken.
     var isBusy: Bool { slot.withLock { $0.job != nil || $0.running || $0.outcome != nil } }
 
+    /// True once the submitted job has finished and its outcome waits to be taken.
+    var hasOutcome: Bool { slot.withLock { $0.outcome != nil } }
+
     /// Hands a job over; the previous outcome must have been taken.
     func submit(_ job: Job) {
         slot.withLock { $0.job = job }

@@ -457,14 +457,13 @@ final class StreamLoop: RebalanceListener {
     /// of the committed offsets. Returns false if the previous epoch is still in flight and `wait` is false.
     @discardableResult
     private func commit(wait: Bool) throws -> Bool {
-        if inFlight, try !finishInFlight(wait: wait) { return false }
         guard let worker else { return true }
-        var offsets: [TopicPartition: Int64] = [:]
-        for (p, task) in tasks where task.active {
-            if let next = task.consumedNext, next != task.committed {
-                offsets[TopicPartition(settings.inputTopic, p)] = next
-            }
+        if inFlight, !wait, !worker.hasOutcome {
+            try checkDeadline()
+            return false
         }
+        // The epoch's aggregates are encoded and sorted before waiting for the one in flight: nothing is folded
+        // while this thread waits, and the commit thread, the slower stage, can start the next epoch at once.
         var partitions = collecting.partitions
         takeAllDirty(
             .chaser, &chaserCache, &chaserDirty, into: &collecting.chaser, partitions: &partitions,
@@ -475,6 +474,13 @@ final class StreamLoop: RebalanceListener {
         collecting.chaser.orderForStore()
         collecting.billing.orderForStore()
         collecting.partitions = partitions
+        if inFlight, try !finishInFlight(wait: wait) { return false }
+        var offsets: [TopicPartition: Int64] = [:]
+        for (p, task) in tasks where task.active {
+            if let next = task.consumedNext, next != task.committed {
+                offsets[TopicPartition(settings.inputTopic, p)] = next
+            }
+        }
         collecting.offsets = offsets
         guard !collecting.isEmpty else { return true }
         collecting.partitions.formUnion(offsets.keys.map(\.partition))
