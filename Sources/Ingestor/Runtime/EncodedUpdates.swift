@@ -15,6 +15,17 @@ struct EncodedUpdates: Sendable {
     private var order: [Int]?
 
     var count: Int { keys.count }
+    /// Bytes of all values.
+    var valueBytes: Int { bytes.count }
+
+    /// Makes room for `count` more updates of about `valueSize` bytes each: at a million keys an epoch's buffer
+    /// grown by doubling held up to twice its bytes, and the copy at each doubling briefly both.
+    mutating func reserve(_ count: Int, valueSize: Int) {
+        keys.reserveCapacity(keys.count + count)
+        inputOffsets.reserveCapacity(inputOffsets.count + count)
+        ends.reserveCapacity(ends.count + count)
+        bytes.reserveCapacity(bytes.count + count * valueSize)
+    }
     var isEmpty: Bool { keys.isEmpty }
 
     /// Appends one update; `encode` appends its value to the buffer it is given.

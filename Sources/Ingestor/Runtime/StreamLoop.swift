@@ -62,6 +62,8 @@ final class StreamLoop: RebalanceListener {
     private var persistedEpoch: UInt64 = 0
     /// Dead letters and (cacheMaxEntries 0) every update of the collecting epoch; the commit adds the dirty keys.
     private var collecting = EpochWork(epoch: 1)
+    /// Mean encoded aggregate size per store (`StoreKind.rawValue`) in the last epoch: sizes the next buffer.
+    private var valueSizes = StoreKind.allCases.map { _ in 160 }
     /// An epoch is with the commit worker; consumption goes on meanwhile, into the cache.
     private var inFlight = false
     /// Metric increments summed per polled batch (one atomic update per batch, not per record).
@@ -398,6 +400,9 @@ final class StreamLoop: RebalanceListener {
         into updates: inout EncodedUpdates, partitions: inout Set<Int32>, encode: (A, inout [UInt8]) -> Void
     ) {
         guard dirty > 0 else { return }
+        // An eighth over the last epoch's mean value size, so the buffer seldom grows once more.
+        let size = valueSizes[store.rawValue]
+        updates.reserve(dirty, valueSize: size + size / 8)
         var i = cache.startIndex
         while i != cache.endIndex {
             if takeDirty(store, &cache, at: i, into: &updates, encode: encode) {
@@ -405,6 +410,7 @@ final class StreamLoop: RebalanceListener {
             }
             cache.formIndex(after: &i)
         }
+        valueSizes[store.rawValue] = max(16, updates.valueBytes / max(1, updates.count))
         dirty = 0
     }
 

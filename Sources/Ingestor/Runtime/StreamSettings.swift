@@ -65,8 +65,10 @@ struct StreamSettings: Sendable {
         // 1024 kB rather than 2048: librdkafka counts payload bytes only, and each queued record also holds a
         // ~300-byte op, so 2048 kB of ~60-byte records was ~14 MB of heap; 1024 cut the anon peak by 5-8 MB at
         // 10k and 100k keys with no throughput loss (docs/benchmarks.md, "Session 3: ingestor memory").
+        // 2500 records rather than 10000: the records (~50 bytes each) hit the record bound first, and at a
+        // million keys librdkafka's ops for 4 × 10000 queued records were the largest block of heap (8 MB).
         consumer["queued.max.messages.kbytes"] = consumer["queued.max.messages.kbytes"] ?? "1024"
-        consumer["queued.min.messages"] = consumer["queued.min.messages"] ?? "10000"
+        consumer["queued.min.messages"] = consumer["queued.min.messages"] ?? "2500"
         consumer["fetch.queue.backoff.ms"] = consumer["fetch.queue.backoff.ms"] ?? "10"
         consumer["group.id"] = k.applicationId
         consumer["enable.auto.commit"] = "false"
