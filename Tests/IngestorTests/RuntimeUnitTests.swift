@@ -121,21 +121,6 @@ import Testing
         #expect(updates.count == 5)
     }
 
-    @Test func epochBoundHalvesOnlyWhenEpochsMergeAlmostNothing() {
-        // A hot key set: 3 events per produced aggregate keep the whole bound.
-        #expect(EpochBound.next(configured: 10_000, folded: 30_000, produced: 10_000) == 10_000)
-        // A million keys: each aggregate produced carries about one event.
-        #expect(EpochBound.next(configured: 10_000, folded: 10_100, produced: 10_000) == 5_000)
-        // The threshold is 1.5 events per aggregate.
-        #expect(EpochBound.next(configured: 10_000, folded: 14_999, produced: 10_000) == 5_000)
-        #expect(EpochBound.next(configured: 10_000, folded: 15_000, produced: 10_000) == 10_000)
-        // Nothing produced (dead letters only, an idle epoch): the configured bound.
-        #expect(EpochBound.next(configured: 10_000, folded: 0, produced: 0) == 10_000)
-        // 0 emits every update; its epochs stay at 10,000 updates.
-        #expect(EpochBound.next(configured: 0, folded: 5, produced: 5) == EpochBound.everyUpdate)
-        #expect(EpochBound.next(configured: 1, folded: 1, produced: 1) == 1)
-    }
-
     @Test func changelogHeaderRoundTrips() {
         #expect(ChangelogHeader.decode(ChangelogHeader.encode(123_456_789)) == 123_456_789)
         #expect(ChangelogHeader.decode(Array("x".utf8)) == nil)

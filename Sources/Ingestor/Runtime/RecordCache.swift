@@ -165,19 +165,3 @@ struct DecimalDigits {
         }
     }
 }
-
-/// How many dirty keys the collecting epoch may hold. The configured bound (`kafka.cacheMaxEntries`) is the
-/// most; when the last epoch folded fewer than 1.5 events per aggregate it produced, keys are rarely updated
-/// twice within an epoch (a key space far larger than an epoch), so a larger epoch would merge almost nothing
-/// and only hold more memory: then half the bound. At a million keys this took 9-11 MB off the anonymous peak
-/// at the same events/s; with a hot key set (3+ events per aggregate) the whole bound stays.
-enum EpochBound {
-    /// The bound for `cacheMaxEntries` 0 (every update is emitted; the epoch still has a size).
-    static let everyUpdate = 10_000
-
-    static func next(configured: Int, folded: Int, produced: Int) -> Int {
-        guard configured > 0 else { return everyUpdate }
-        guard produced > 0, folded * 2 < produced * 3 else { return configured }
-        return max(1, configured / 2)
-    }
-}

@@ -68,9 +68,6 @@ final class StreamLoop: RebalanceListener {
     private var inFlight = false
     /// Metric increments summed per polled batch (one atomic update per batch, not per record).
     private var counted = (consumed: 0, chasers: 0, aggregations: 0, lastTTL: Int64?.none, misses: 0)
-    /// Events folded into the collecting epoch, and its dirty-key bound (`EpochBound`).
-    private var foldedThisEpoch = 0
-    private lazy var epochBound = EpochBound.next(configured: settings.cacheMaxEntries, folded: 0, produced: 0)
     /// An error raised inside a rebalance callback (C cannot propagate it); rethrown after poll.
     private var callbackError: (any Error)?
     private let clock = ContinuousClock()
@@ -232,7 +229,7 @@ final class StreamLoop: RebalanceListener {
     }
 
     /// The collecting epoch holds as much as one epoch may: dirty keys plus what it already took (every update
-    /// when cacheMaxEntries is 0, dead letters), bounded by `epochBound` (cacheMaxEntries or half of it). Past this the
+    /// when cacheMaxEntries is 0, dead letters), bounded by cacheMaxEntries (10,000 when it is 0). Past this the
     /// stream thread commits, waiting for the commit thread if it must: back-pressure instead of growth.
     private var cacheFull: Bool { cacheRoom == 0 }
 
@@ -242,7 +239,7 @@ final class StreamLoop: RebalanceListener {
         let waiting =
             chaserDirty + billingDirty + collecting.chaser.count + collecting.billing.count
             + collecting.deadLetters.count
-        return max(0, epochBound - waiting)
+        return max(0, (settings.cacheMaxEntries > 0 ? settings.cacheMaxEntries : 10_000) - waiting)
     }
 
     private func handle(_ event: ConsumerEvent) throws {
@@ -332,7 +329,6 @@ final class StreamLoop: RebalanceListener {
     private func flushCounters() {
         // Before records_consumed_total: a reader that saw N consumed sees their cache hits and misses too. Every
         // folded record (a chaser or a billing event) is a hit unless its aggregate had to be loaded.
-        foldedThisEpoch += counted.chasers + counted.aggregations
         let hits = counted.chasers + counted.aggregations - counted.misses
         if hits > 0 { metrics.cacheHits.increment(by: hits) }
         if counted.misses > 0 { metrics.cacheMisses.increment(by: counted.misses) }
@@ -484,10 +480,6 @@ final class StreamLoop: RebalanceListener {
         collecting.chaser.orderForStore()
         collecting.billing.orderForStore()
         collecting.partitions = partitions
-        epochBound = EpochBound.next(
-            configured: settings.cacheMaxEntries, folded: foldedThisEpoch,
-            produced: collecting.chaser.count + collecting.billing.count)
-        foldedThisEpoch = 0
         if inFlight, try !finishInFlight(wait: wait) { return false }
         var offsets: [TopicPartition: Int64] = [:]
         for (p, task) in tasks where task.active {
