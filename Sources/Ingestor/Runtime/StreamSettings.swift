@@ -79,7 +79,7 @@ struct StreamSettings: Sendable {
 
         var producer = Self.producerOnly(base)
         producer["client.id"] = producer["client.id"] ?? "\(client)-producer"
-        producer["linger.ms"] = producer["linger.ms"] ?? "100"
+        producer["linger.ms"] = producer["linger.ms"] ?? "5"
         producer["enable.idempotence"] = "true"
         producer["partitioner"] = producer["partitioner"] ?? "murmur2_random"
         // librdkafka times its transactional requests (AddOffsetsToTxn, TxnOffsetCommit, EndTxn) out after
