@@ -390,19 +390,21 @@ final class FastEventCodec {
 
     /// Appends the framed Avro of `a` to `buffer` (the epoch's value buffer: no array per value).
     func encode(_ a: ChaserAggregate, appendingTo buffer: inout [UInt8]) {
-        let id = fastIds[SchemaKind.aggregate.index]
-        guard id != Self.disabled else { return buffer.append(contentsOf: codec.encode(a)) }
-        var w = AvroBinaryWriter(schemaId: Int32(truncatingIfNeeded: id), appendingTo: take(&buffer))
-        AvroFastCodec.write(a, &w)
-        buffer = take(&w.bytes)
+        append(.aggregate, to: &buffer, slowPath: { codec.encode(a) }, write: { AvroFastCodec.write(a, &$0) })
     }
 
     /// Appends the framed Avro of `a` to `buffer`.
     func encode(_ a: BillAggregate, appendingTo buffer: inout [UInt8]) {
-        let id = fastIds[SchemaKind.billAggregate.index]
-        guard id != Self.disabled else { return buffer.append(contentsOf: codec.encode(a)) }
+        append(.billAggregate, to: &buffer, slowPath: { codec.encode(a) }, write: { AvroFastCodec.write(a, &$0) })
+    }
+
+    private func append(
+        _ kind: SchemaKind, to buffer: inout [UInt8], slowPath: () -> [UInt8], write: (inout AvroBinaryWriter) -> Void
+    ) {
+        let id = fastIds[kind.index]
+        guard id != Self.disabled else { return buffer.append(contentsOf: slowPath()) }
         var w = AvroBinaryWriter(schemaId: Int32(truncatingIfNeeded: id), appendingTo: take(&buffer))
-        AvroFastCodec.write(a, &w)
+        write(&w)
         buffer = take(&w.bytes)
     }
 
