@@ -223,7 +223,7 @@ final class CommitWorker: @unchecked Sendable {
         }
         // Every record first, so the broker works on them while this thread writes LMDB.
         for kind in StoreKind.allCases { try produce(kind, work.updates(kind)) }
-        for kind in StoreKind.allCases { try Self.put(work.updates(kind), into: stores[kind], writes[kind.rawValue]) }
+        for kind in StoreKind.allCases { try put(kind, work.updates(kind), into: writes[kind.rawValue]) }
         if settings.exactlyOnce {
             if !work.offsets.isEmpty {
                 try retrying("send_offsets_to_transaction") { () throws(KafkaError) in
@@ -294,9 +294,9 @@ final class CommitWorker: @unchecked Sendable {
     }
 
     /// Puts a store's updates into its epoch write (committed once Kafka has the epoch).
-    private static func put(_ updates: EncodedUpdates, into store: LMDBStore, _ write: LMDBStore.EpochWrite) throws {
+    private func put(_ store: StoreKind, _ updates: EncodedUpdates, into write: LMDBStore.EpochWrite) throws {
         try updates.visit { key, _, value in
-            try key.withBytes { k in try store.put(write, partition: key.partition, key: k, value: value) }
+            try key.withBytes { k in try stores[store].put(write, partition: key.partition, key: k, value: value) }
         }
     }
 

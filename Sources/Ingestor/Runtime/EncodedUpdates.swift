@@ -6,15 +6,16 @@
 /// (instead of handing over decoded aggregates) takes the encode, the sort and the aggregates' release off the
 /// commit thread, which is the pipeline's slower stage, at three allocations per epoch instead of one per update.
 struct EncodedUpdates: Sendable {
-    private(set) var keys: [CacheKey] = []
-    private(set) var inputOffsets: [Int64] = []
+    private var keys: [CacheKey] = []
+    private var inputOffsets: [Int64] = []
     /// End of each value in `bytes` (a value starts where the previous one ends).
     private var ends: [Int] = []
     private var bytes: [UInt8] = []
-    /// Indices in store order once `orderForStore` has run; nil: the order they were appended in.
-    private var order: [Int]?
+    /// The order `visit` takes: appended, until `orderForStore` sorts it.
+    private var order: [Int] = []
 
     var count: Int { keys.count }
+    var isEmpty: Bool { keys.isEmpty }
     /// Bytes of all values.
     var valueBytes: Int { bytes.count }
 
@@ -24,17 +25,17 @@ struct EncodedUpdates: Sendable {
         keys.reserveCapacity(keys.count + count)
         inputOffsets.reserveCapacity(inputOffsets.count + count)
         ends.reserveCapacity(ends.count + count)
+        order.reserveCapacity(order.count + count)
         bytes.reserveCapacity(bytes.count + count * valueSize)
     }
-    var isEmpty: Bool { keys.isEmpty }
 
     /// Appends one update; `encode` appends its value to the buffer it is given.
     mutating func append(key: CacheKey, inputOffset: Int64, encode: (inout [UInt8]) -> Void) {
         encode(&bytes)
+        order.append(keys.count)
         keys.append(key)
         inputOffsets.append(inputOffset)
         ends.append(bytes.count)
-        order = nil
     }
 
     /// Orders the updates as LMDB orders their keys (`CacheKey.storeOrder`), each key's updates in the order they
@@ -49,9 +50,8 @@ struct EncodedUpdates: Sendable {
         }
     }
 
-    /// Calls `body` with each update's key, input offset and value, in store order once `orderForStore` has run.
+    /// Calls `body` with each update's key, input offset and value, in `order`.
     func visit(_ body: (CacheKey, Int64, UnsafeRawBufferPointer) throws -> Void) rethrows {
-        let order = self.order ?? Array(keys.indices)
         try bytes.withUnsafeBytes { all in
             for i in order {
                 let start = i == 0 ? 0 : ends[i - 1]
