@@ -90,6 +90,22 @@ struct CachedAggregate<A> {
     var dirty: Bool
     /// The commit epoch that last produced it; evictable once LMDB has that epoch.
     var epoch: UInt64
+
+    // The two below are mutating so that `cache.values[i].…` runs in place: Dictionary.Values has no read
+    // accessor, and a plain read of one field copies the whole aggregate (retaining and releasing its strings
+    // and arrays; ~10% of the stream thread at a million keys, with the same copies of PartitionTask).
+
+    /// Marks a dirty entry as produced by `epoch` and hands it to `produce`; false (nothing done) when clean.
+    mutating func takeIfDirty(epoch: UInt64, _ produce: (borrowing Self) -> Void) -> Bool {
+        guard dirty else { return false }
+        dirty = false
+        self.epoch = epoch
+        produce(self)
+        return true
+    }
+
+    /// True when the entry is clean and was last produced by `epoch` (so LMDB has this very value).
+    mutating func isClean(since epoch: UInt64) -> Bool { !dirty && self.epoch == epoch }
 }
 
 /// The record cache's keys in the order their aggregates were produced, with the producing epoch: eviction

@@ -29,6 +29,19 @@ struct PartitionTask {
     /// A record arrived while restoring (dropped): seek to the committed offset on activation.
     var needsSeek = false
     var checkpoints: [Checkpoint?] = Array(repeating: nil, count: StoreKind.allCases.count)
+
+    /// Notes a record at `offset` as processed; false when the task is restoring (fetched before the pause
+    /// took effect: the record is dropped and the partition seeks back on activation). Mutating, so
+    /// `tasks.values[t].consume(...)` works in place: reading a field through `values[t]` copies the whole task.
+    mutating func consume(offset: Int64) -> Bool {
+        guard active else {
+            needsSeek = true
+            return false
+        }
+        if firstSeen == nil, committed < 0 { firstSeen = offset }
+        consumedNext = offset + 1
+        return true
+    }
 }
 
 /// The loop. Bound to the stream thread: everything here runs on it (rebalance callbacks included, they
@@ -257,15 +270,10 @@ final class StreamLoop: RebalanceListener {
 
     private func process(_ record: ConsumedRecord) throws {
         // In place, one lookup: copying the task out and back cost 7% of the stream thread at a million keys.
-        guard let t = tasks.index(forKey: record.partition) else { return }
-        guard tasks.values[t].active else {
-            // Fetched before the pause took effect: drop it and seek back on activation.
-            tasks.values[t].needsSeek = true
+        guard let t = tasks.index(forKey: record.partition), tasks.values[t].consume(offset: record.offset) else {
             return
         }
         counted.consumed += 1
-        if tasks.values[t].firstSeen == nil, tasks.values[t].committed < 0 { tasks.values[t].firstSeen = record.offset }
-        tasks.values[t].consumedNext = record.offset + 1
 
         guard let key = record.key else {
             deadLetter(record, reason: "null-key", detail: "record has no key")
@@ -421,14 +429,14 @@ final class StreamLoop: RebalanceListener {
         at i: Dictionary<CacheKey, CachedAggregate<A>>.Index, into updates: inout EncodedUpdates,
         encode: (A, inout [UInt8]) -> Void
     ) -> Bool {
-        guard cache.values[i].dirty else { return false }
-        cache.values[i].dirty = false
-        cache.values[i].epoch = epoch
         let key = cache.keys[i]
-        produced.append(store, key, epoch: epoch)
-        updates.append(key: key, inputOffset: cache.values[i].inputOffset) { buffer in
-            encode(cache.values[i].aggregate, &buffer)
+        let epoch = epoch
+        // One in-place access: reading a field through `cache.values[i]` copies the whole aggregate.
+        let taken = cache.values[i].takeIfDirty(epoch: epoch) { entry in
+            updates.append(key: key, inputOffset: entry.inputOffset) { buffer in encode(entry.aggregate, &buffer) }
         }
+        guard taken else { return false }
+        produced.append(store, key, epoch: epoch)
         return true
     }
 
@@ -609,8 +617,7 @@ final class StreamLoop: RebalanceListener {
     private static func evict<A>(_ cache: inout [CacheKey: CachedAggregate<A>], _ entry: ProductionOrder.Entry)
         -> Bool
     {
-        guard let i = cache.index(forKey: entry.key), !cache.values[i].dirty, cache.values[i].epoch == entry.epoch
-        else { return false }
+        guard let i = cache.index(forKey: entry.key), cache.values[i].isClean(since: entry.epoch) else { return false }
         cache.remove(at: i)
         return true
     }
