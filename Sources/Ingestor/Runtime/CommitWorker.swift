@@ -17,7 +17,7 @@ struct EpochWork: Sendable {
     var epoch: UInt64
     /// The input's next offsets to commit with the epoch.
     var offsets: [TopicPartition: Int64] = [:]
-    /// The aggregates to produce, encoded and in store order; each input offset is the max folded into its
+    /// The aggregates to produce, encoded (the commit thread puts them in store order); each input offset is the max folded into its
     /// aggregate (the changelog header).
     var chaser = EncodedUpdates()
     var billing = EncodedUpdates()
@@ -212,6 +212,10 @@ final class CommitWorker: @unchecked Sendable {
     }
 
     private func commit(_ work: EpochWork, _ writes: [LMDBStore.EpochWrite]) throws -> CommittedEpoch {
+        // Sorted here rather than on the stream thread: at a million keys that thread is the busier one.
+        var work = work
+        work.chaser.orderForStore()
+        work.billing.orderForStore()
         if settings.exactlyOnce, !transactionOpen {
             try producer.beginTransaction()
             transactionOpen = true
@@ -275,19 +279,19 @@ final class CommitWorker: @unchecked Sendable {
         return CommittedEpoch(epoch: work.epoch, offsets: work.offsets, checkpoints: checkpoints, started: work.started)
     }
 
-    /// Produces a store's updates to its output topic and its changelog (same partition as the input).
+    /// Produces a store's updates to its output topic, one batch per partition, and to its changelog (same
+    /// partition as the input; one call per record, for the input-offset header).
     private func produce(_ store: StoreKind, _ updates: EncodedUpdates) throws {
         let (output, changelog) = topics[store.rawValue]
-        try updates.visit { key, inputOffset, value in
-            let partition = key.partition
-            var digits = DecimalDigits(inputOffset)
-            try key.withBytes { k in
-                try producer.produce(output, partition: partition, key: k, value: value)
+        try updates.visitPartitionRuns { partition, keys, values, inputOffsets in
+            try producer.produceBatch(output, partition: partition, keys: keys, values: values)
+            let tag = DeliveryTracker.tag(store: store, partition: partition)
+            for i in keys.indices {
+                var digits = DecimalDigits(inputOffsets[i])
                 try digits.withBytes { (header) throws(KafkaError) in
                     try producer.produce(
-                        changelog, partition: partition, key: k, value: value,
-                        header: (ChangelogHeader.inputOffset, header),
-                        tag: DeliveryTracker.tag(store: store, partition: partition))
+                        changelog, partition: partition, key: keys[i], value: values[i],
+                        header: (ChangelogHeader.inputOffset, header), tag: tag)
                 }
             }
         }

@@ -50,6 +50,45 @@ struct EncodedUpdates: Sendable {
         }
     }
 
+    /// Calls `body` once per run of one partition's updates in `order` (after `orderForStore`, one run per
+    /// partition) with the run's keys, values and input offsets, all borrowed at once: one batched produce each.
+    func visitPartitionRuns(
+        _ body: (Int32, _ keys: [UnsafeRawBufferPointer], _ values: [UnsafeRawBufferPointer], _ inputOffsets: [Int64])
+            throws -> Void
+    ) rethrows {
+        try bytes.withUnsafeBytes { all in
+            var from = 0
+            while from < order.count {
+                let partition = keys[order[from]].partition
+                var to = from + 1
+                while to < order.count, keys[order[to]].partition == partition { to += 1 }
+                let run = order[from..<to]
+                // A cache key lends its bytes only inside `withBytes`: copy the run's keys into one buffer.
+                var keyBytes: [UInt8] = []
+                var keyEnds: [Int] = []
+                keyEnds.reserveCapacity(run.count)
+                for i in run {
+                    keys[i].withBytes { keyBytes.append(contentsOf: $0) }
+                    keyEnds.append(keyBytes.count)
+                }
+                try keyBytes.withUnsafeBytes { allKeys in
+                    var runKeys: [UnsafeRawBufferPointer] = []
+                    var runValues: [UnsafeRawBufferPointer] = []
+                    runKeys.reserveCapacity(run.count)
+                    runValues.reserveCapacity(run.count)
+                    var keyStart = 0
+                    for (n, i) in run.enumerated() {
+                        runKeys.append(UnsafeRawBufferPointer(rebasing: allKeys[keyStart..<keyEnds[n]]))
+                        keyStart = keyEnds[n]
+                        runValues.append(UnsafeRawBufferPointer(rebasing: all[(i == 0 ? 0 : ends[i - 1])..<ends[i]]))
+                    }
+                    try body(partition, runKeys, runValues, run.map { inputOffsets[$0] })
+                }
+                from = to
+            }
+        }
+    }
+
     /// Calls `body` with each update's key, input offset and value, in `order`.
     func visit(_ body: (CacheKey, Int64, UnsafeRawBufferPointer) throws -> Void) rethrows {
         try bytes.withUnsafeBytes { all in

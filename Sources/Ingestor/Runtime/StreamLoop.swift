@@ -476,8 +476,8 @@ final class StreamLoop: RebalanceListener {
             try checkDeadline()
             return false
         }
-        // The epoch's aggregates are encoded and sorted before waiting for the one in flight: nothing is folded
-        // while this thread waits, and the commit thread, the slower stage, can start the next epoch at once.
+        // The epoch's aggregates are encoded before waiting for the one in flight: nothing is folded while this
+        // thread waits, and the commit thread can start the next epoch at once (it sorts them itself).
         var partitions = collecting.partitions
         takeAllDirty(
             .chaser, &chaserCache, &chaserDirty, into: &collecting.chaser, partitions: &partitions,
@@ -485,8 +485,6 @@ final class StreamLoop: RebalanceListener {
         takeAllDirty(
             .billing, &billingCache, &billingDirty, into: &collecting.billing, partitions: &partitions,
             encode: codec.encode)
-        collecting.chaser.orderForStore()
-        collecting.billing.orderForStore()
         collecting.partitions = partitions
         if inFlight, try !finishInFlight(wait: wait) { return false }
         var offsets: [TopicPartition: Int64] = [:]
