@@ -121,6 +121,36 @@ import Testing
         #expect(updates.count == 5)
     }
 
+    @Test func encodedUpdatesVisitOneRunPerPartitionWithEveryKeyLentAtOnce() {
+        var updates = EncodedUpdates()
+        // A key longer than a cache key's 32 inline bytes spills to the heap and must be lent like the others.
+        let long = String(repeating: "k", count: 40)
+        for (partition, key, offset) in [(1, "b", 1), (0, "z", 2), (1, "a", 3), (0, long, 4), (2, "c", 5)] {
+            updates.append(
+                key: CacheKey(partition: Int32(partition), bytes: Array(key.utf8)), inputOffset: Int64(offset)
+            ) {
+                $0 += Array("v\(offset)".utf8)
+            }
+        }
+        updates.orderForStore()
+        var runs: [String] = []
+        updates.visitPartitionRuns { partition, keys, values, offsets in
+            // All of a run's buffers are read after the run is handed over, as one batched produce does.
+            let records = keys.indices.map { i in
+                "\(String(decoding: keys[i], as: UTF8.self).prefix(3))=\(String(decoding: values[i], as: UTF8.self))@\(offsets[i])"
+            }
+            runs.append("\(partition): " + records.joined(separator: " "))
+        }
+        #expect(runs == ["0: kkk=v4@4 z=v2@2", "1: a=v3@3 b=v1@1", "2: c=v5@5"])
+    }
+
+    @Test func producerBatchSizeDefaultsToSmallBatchesAndCanBeRaised() {
+        var config = AppConfig()
+        #expect(StreamSettings(config: config).producerProperties["batch.size"] == "131072")
+        config.kafka.properties = ["batch.size": "1000000"]
+        #expect(StreamSettings(config: config).producerProperties["batch.size"] == "1000000")
+    }
+
     @Test func changelogHeaderRoundTrips() {
         #expect(ChangelogHeader.decode(ChangelogHeader.encode(123_456_789)) == 123_456_789)
         #expect(ChangelogHeader.decode(Array("x".utf8)) == nil)
