@@ -144,13 +144,6 @@ import Testing
         #expect(runs == ["0: kkk=v4@4 z=v2@2", "1: a=v3@3 b=v1@1", "2: c=v5@5"])
     }
 
-    @Test func producerBatchSizeDefaultsToSmallBatchesAndCanBeRaised() {
-        var config = AppConfig()
-        #expect(StreamSettings(config: config).producerProperties["batch.size"] == "131072")
-        config.kafka.properties = ["batch.size": "1000000"]
-        #expect(StreamSettings(config: config).producerProperties["batch.size"] == "1000000")
-    }
-
     @Test func changelogHeaderRoundTrips() {
         #expect(ChangelogHeader.decode(ChangelogHeader.encode(123_456_789)) == 123_456_789)
         #expect(ChangelogHeader.decode(Array("x".utf8)) == nil)

@@ -80,11 +80,6 @@ struct StreamSettings: Sendable {
         var producer = Self.producerOnly(base)
         producer["client.id"] = producer["client.id"] ?? "\(client)-producer"
         producer["linger.ms"] = producer["linger.ms"] ?? "5"
-        // batch.size caps each partition's batch within a produce request (1 MB by default): an epoch of a
-        // million keys queues ~300 kB per partition, and 128 kB batches kept the request buffers smaller (anon
-        // peak 38-39 MB against 44-45 MB at a million keys under exactly_once_v2, no loss at 10k keys;
-        // docs/benchmarks.md, "Cost as keys grow, session 7").
-        producer["batch.size"] = producer["batch.size"] ?? "131072"
         producer["enable.idempotence"] = "true"
         producer["partitioner"] = producer["partitioner"] ?? "murmur2_random"
         // librdkafka times its transactional requests (AddOffsetsToTxn, TxnOffsetCommit, EndTxn) out after
