@@ -57,8 +57,6 @@ final class StreamLoop: RebalanceListener {
     /// Runs the Kafka side of each commit on the commit thread (made in `start`, once the consumer exists).
     private var worker: CommitWorker?
     private let restorer: ChangelogRestorer
-    /// Flushes the stores to disk every 5 s on its own thread.
-    private let flusher: StoreFlusher
     private let partitionCount: Int32
     private let dlqPartitions: Int32
 
@@ -111,7 +109,6 @@ final class StreamLoop: RebalanceListener {
         restorer = try ChangelogRestorer(
             properties: settings.restoreProperties, stores: stores, topics: settings.changelogTopics,
             metrics: metrics, logger: logger)
-        flusher = StoreFlusher(stores: stores)
     }
 
     // MARK: start-up and the loop
@@ -240,7 +237,6 @@ final class StreamLoop: RebalanceListener {
             }
         }
         worker?.submit(.stop)
-        flusher.stop()
         stores.syncAll()
         logger.info("stream thread stopped")
     }
@@ -802,9 +798,7 @@ final class StreamLoop: RebalanceListener {
         guard now - lastStatsUpdate >= .seconds(5) else { return }
         lastStatsUpdate = now
         // Bound what an OS crash can take from the local store (MDB_NOSYNC); the changelog replays the rest.
-        // The restore transaction belongs to this thread: its progress is committed here, the flush runs apart.
-        if !restorer.isIdle { for kind in StoreKind.allCases { try? stores[kind].commitRestore() } }
-        flusher.request()
+        stores.syncAll()
         KafkaConf.releaseFreeMemory()
         for kind in StoreKind.allCases {
             let store = stores[kind]
