@@ -17,8 +17,8 @@ struct EpochWork: Sendable {
     var epoch: UInt64
     /// The input's next offsets to commit with the epoch.
     var offsets: [TopicPartition: Int64] = [:]
-    /// The aggregates to produce, encoded (the commit thread puts them in store order); each input offset is the max folded into its
-    /// aggregate (the changelog header).
+    /// The aggregates to produce, encoded (the commit thread puts them in store order); each input offset is
+    /// the max folded into its aggregate (the changelog header).
     var chaser = EncodedUpdates()
     var billing = EncodedUpdates()
     var deadLetters: [DeadLetter] = []
