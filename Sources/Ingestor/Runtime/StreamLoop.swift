@@ -430,7 +430,6 @@ final class StreamLoop: RebalanceListener {
         encode: (A, inout [UInt8]) -> Void
     ) -> Bool {
         let key = cache.keys[i]
-        let epoch = epoch
         // One in-place access: reading a field through `cache.values[i]` copies the whole aggregate.
         let taken = cache.values[i].takeIfDirty(epoch: epoch) { entry in
             updates.append(key: key, inputOffset: entry.inputOffset) { buffer in encode(entry.aggregate, &buffer) }
