@@ -54,6 +54,28 @@ static inline int k8s_malloc_arena_max(int arenas) {
 #endif
 }
 
+/* Fixes glibc's mmap and trim thresholds at `bytes`: a block from that size up gets a mapping of its own that
+   free() unmaps. By default glibc raises the mmap threshold to the largest block freed so far (up to 32 MB);
+   after the first epoch's buffers were freed, later ones came from the heap and their pages stayed resident
+   (7-9 MB of anon at a million keys, measured in docs/benchmarks.md). */
+static inline void k8s_malloc_unmap_from(int bytes) {
+#ifdef M_MMAP_THRESHOLD
+    mallopt(M_MMAP_THRESHOLD, bytes);
+    mallopt(M_TRIM_THRESHOLD, bytes);
+#else
+    (void)bytes;
+#endif
+}
+
+/* Bytes of the blocks that have mappings of their own (tests check the threshold above). */
+static inline size_t k8s_malloc_mapped_bytes(void) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+    return mallinfo2().hblkhd;
+#else
+    return 0;
+#endif
+}
+
 /* Hands free heap pages back to the kernel (glibc keeps freed chunks of long-lived arenas resident). */
 static inline void k8s_malloc_trim(void) {
 #ifdef M_ARENA_MAX

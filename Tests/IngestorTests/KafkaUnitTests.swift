@@ -1,9 +1,22 @@
 // Unit tests of the librdkafka wrappers that need no broker: statistics parsing, configuration errors.
+import CRdKafka
 import Testing
 
 @testable import Ingestor
 
 @Suite struct KafkaUnitTests {
+    @Test func largeBlocksKeepTheirOwnMappingAfterABiggerOneWasFreed() {
+        _ = KafkaConf.mallocTuned
+        // glibc's default would raise its mmap threshold to 4 MB on this free, and serve the next block from
+        // the heap, where its pages stay resident after free.
+        let big = UnsafeMutableRawPointer.allocate(byteCount: 4 << 20, alignment: 16)
+        big.deallocate()
+        let before = k8s_malloc_mapped_bytes()
+        let block = UnsafeMutableRawPointer.allocate(byteCount: 4 * KafkaConf.unmapFromBytes, alignment: 16)
+        defer { block.deallocate() }
+        #expect(k8s_malloc_mapped_bytes() >= before + 4 * KafkaConf.unmapFromBytes)
+    }
+
     @Test func statisticsYieldLagPerPartitionAndZeroForUnfetchedOnes() {
         let json = """
             {"name":"c","topics":{"input":{"topic":"input","partitions":{

@@ -22,10 +22,19 @@ final class KafkaConf {
 
     /// Caps glibc's malloc arenas before librdkafka starts its threads (once per process): each thread that
     /// meets a locked arena otherwise gets its own, keeping its freed memory (tens of MB of anon RSS with a deep
-    /// prefetch, measured in docs/benchmarks.md). An explicit `MALLOC_ARENA_MAX` in the environment wins.
-    private static let mallocTuned: Void = {
+    /// prefetch, measured in docs/benchmarks.md). Blocks from 128 kB up get mappings of their own, unmapped on
+    /// free: each commit epoch's MB-sized buffers are freed a moment later. An explicit `MALLOC_ARENA_MAX`,
+    /// `MALLOC_MMAP_THRESHOLD_` or malloc tunable in `GLIBC_TUNABLES` in the environment wins.
+    static let mallocTuned: Void = {
         if getenv("MALLOC_ARENA_MAX") == nil { _ = k8s_malloc_arena_max(2) }
+        let tunables = getenv("GLIBC_TUNABLES").map { String(cString: $0) } ?? ""
+        if getenv("MALLOC_MMAP_THRESHOLD_") == nil, !tunables.contains("glibc.malloc.mmap_threshold") {
+            k8s_malloc_unmap_from(Int32(unmapFromBytes))
+        }
     }()
+
+    /// The size from which a malloc'd block is mapped on its own (see `mallocTuned`).
+    static let unmapFromBytes = 128 * 1_024
 
     /// Returns freed heap pages to the kernel (called every few seconds by the stream loop): the record
     /// cache's evictions and librdkafka's drained fetch buffers otherwise stay resident as anon memory.
