@@ -67,15 +67,6 @@ static inline void k8s_malloc_unmap_from(int bytes) {
 #endif
 }
 
-/* Bytes of the blocks that have mappings of their own (tests check the threshold above). */
-static inline size_t k8s_malloc_mapped_bytes(void) {
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
-    return mallinfo2().hblkhd;
-#else
-    return 0;
-#endif
-}
-
 /* Hands free heap pages back to the kernel (glibc keeps freed chunks of long-lived arenas resident). */
 static inline void k8s_malloc_trim(void) {
 #ifdef M_ARENA_MAX

@@ -1,20 +1,22 @@
 // Unit tests of the librdkafka wrappers that need no broker: statistics parsing, configuration errors.
-import CRdKafka
 import Testing
 
 @testable import Ingestor
 
 @Suite struct KafkaUnitTests {
-    @Test func largeBlocksKeepTheirOwnMappingAfterABiggerOneWasFreed() {
-        _ = KafkaConf.mallocTuned
-        // glibc's default would raise its mmap threshold to 4 MB on this free, and serve the next block from
-        // the heap, where its pages stay resident after free.
-        let big = UnsafeMutableRawPointer.allocate(byteCount: 4 << 20, alignment: 16)
-        big.deallocate()
-        let before = k8s_malloc_mapped_bytes()
-        let block = UnsafeMutableRawPointer.allocate(byteCount: 4 * KafkaConf.unmapFromBytes, alignment: 16)
-        defer { block.deallocate() }
-        #expect(k8s_malloc_mapped_bytes() >= before + 4 * KafkaConf.unmapFromBytes)
+    @Test func mallocTuningYieldsToWhatTheEnvironmentSets() {
+        func tuning(_ env: [String: String]) -> MallocTuning { MallocTuning(environment: { env[$0] }) }
+        #expect(tuning([:]).arenaMax == 2)
+        #expect(tuning([:]).unmapFromBytes == 128 * 1_024)
+        #expect(tuning(["MALLOC_ARENA_MAX": "8"]).arenaMax == nil)
+        #expect(tuning(["MALLOC_ARENA_MAX": "8"]).unmapFromBytes == 128 * 1_024)
+        #expect(tuning(["MALLOC_MMAP_THRESHOLD_": "1048576"]).unmapFromBytes == nil)
+        #expect(
+            tuning(["GLIBC_TUNABLES": "glibc.malloc.tcache_count=0:glibc.malloc.mmap_threshold=65536"]).unmapFromBytes
+                == nil)
+        // Other tunables leave the threshold to the ingestor.
+        #expect(tuning(["GLIBC_TUNABLES": "glibc.malloc.tcache_count=0"]).unmapFromBytes == 128 * 1_024)
+        #expect(tuning(["GLIBC_TUNABLES": "glibc.malloc.tcache_count=0"]).arenaMax == 2)
     }
 
     @Test func statisticsYieldLagPerPartitionAndZeroForUnfetchedOnes() {
