@@ -57,7 +57,7 @@ static inline int k8s_malloc_arena_max(int arenas) {
 /* Fixes glibc's mmap and trim thresholds at `bytes`: a block from that size up gets a mapping of its own that
    free() unmaps. By default glibc raises the mmap threshold to the largest block freed so far (up to 32 MB);
    after the first epoch's buffers were freed, later ones came from the heap and their pages stayed resident
-   (7-9 MB of anon at a million keys, measured in docs/benchmarks.md). */
+   (a median of 7 MB of anon at a million keys, measured in docs/benchmarks.md). */
 static inline void k8s_malloc_unmap_from(int bytes) {
 #ifdef M_MMAP_THRESHOLD
     mallopt(M_MMAP_THRESHOLD, bytes);

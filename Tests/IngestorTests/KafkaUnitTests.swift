@@ -11,6 +11,8 @@ import Testing
         #expect(tuning(["MALLOC_ARENA_MAX": "8"]).arenaMax == nil)
         #expect(tuning(["MALLOC_ARENA_MAX": "8"]).unmapFromBytes == 128 * 1_024)
         #expect(tuning(["MALLOC_MMAP_THRESHOLD_": "1048576"]).unmapFromBytes == nil)
+        #expect(tuning(["MALLOC_TRIM_THRESHOLD_": "1048576"]).unmapFromBytes == nil)
+        #expect(tuning(["GLIBC_TUNABLES": "glibc.malloc.arena_max=4"]).arenaMax == nil)
         #expect(
             tuning(["GLIBC_TUNABLES": "glibc.malloc.tcache_count=0:glibc.malloc.mmap_threshold=65536"]).unmapFromBytes
                 == nil)

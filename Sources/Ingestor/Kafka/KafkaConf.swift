@@ -21,7 +21,7 @@ final class KafkaConf {
     }
 
     /// glibc malloc settings, applied once per process before librdkafka starts its threads (see `MallocTuning`).
-    static let mallocTuned: Void = {
+    private static let mallocTuned: Void = {
         let tuning = MallocTuning(environment: { name in getenv(name).map { String(cString: $0) } })
         if let arenas = tuning.arenaMax { _ = k8s_malloc_arena_max(Int32(arenas)) }
         if let bytes = tuning.unmapFromBytes { k8s_malloc_unmap_from(Int32(bytes)) }
@@ -100,24 +100,4 @@ enum PartitionList {
 /// A NUL-terminated C error buffer as a String.
 func cText(_ buffer: [CChar]) -> String {
     String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-}
-
-/// Which glibc malloc settings the ingestor makes; an explicit setting in the environment wins over each.
-struct MallocTuning: Equatable {
-    /// Caps the malloc arenas: each thread that meets a locked arena otherwise gets its own, keeping its freed
-    /// memory (tens of MB of anon RSS with a deep prefetch, measured in docs/benchmarks.md). Nil when
-    /// `MALLOC_ARENA_MAX` is set.
-    var arenaMax: Int?
-    /// Blocks from this size up get a mapping of their own, unmapped on free (mmap and trim thresholds). glibc
-    /// otherwise raises its threshold to the largest block freed so far, and each commit epoch's MB-sized
-    /// buffers, freed a moment later, then came from the heap and stayed resident (7-9 MB of anon at a million
-    /// keys). Nil when `MALLOC_MMAP_THRESHOLD_` or `glibc.malloc.mmap_threshold` in `GLIBC_TUNABLES` is set.
-    var unmapFromBytes: Int?
-
-    init(environment: (String) -> String?) {
-        arenaMax = environment("MALLOC_ARENA_MAX") == nil ? 2 : nil
-        let tunables = environment("GLIBC_TUNABLES") ?? ""
-        let explicit = environment("MALLOC_MMAP_THRESHOLD_") != nil || tunables.contains("glibc.malloc.mmap_threshold")
-        unmapFromBytes = explicit ? nil : 128 * 1_024
-    }
 }

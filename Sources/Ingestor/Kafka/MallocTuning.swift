@@ -1,0 +1,25 @@
+// The glibc malloc settings the ingestor makes before librdkafka starts its threads (applied by KafkaConf).
+
+/// Which glibc malloc settings to make; an explicit setting in the environment wins over each.
+struct MallocTuning: Equatable {
+    /// Caps the malloc arenas: each thread that meets a locked arena otherwise gets its own, keeping its freed
+    /// memory (tens of MB of anon RSS with a deep prefetch, measured in docs/benchmarks.md). Nil when
+    /// `MALLOC_ARENA_MAX` or `glibc.malloc.arena_max` in `GLIBC_TUNABLES` is set.
+    var arenaMax: Int?
+    /// Blocks from this size up get a mapping of their own, unmapped on free (mmap and trim thresholds). glibc
+    /// otherwise raises its mmap threshold to the largest block freed so far; each commit epoch's MB-sized
+    /// buffers, freed a moment later, then came from the heap and stayed resident (a median of 7 MB of anon at a
+    /// million keys in alternating runs, docs/benchmarks.md). Nil when either threshold is set in the
+    /// environment (`MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_` or `GLIBC_TUNABLES`).
+    var unmapFromBytes: Int?
+
+    init(environment: (String) -> String?) {
+        let tunables = environment("GLIBC_TUNABLES") ?? ""
+        let explicitArenas = environment("MALLOC_ARENA_MAX") != nil || tunables.contains("glibc.malloc.arena_max")
+        arenaMax = explicitArenas ? nil : 2
+        let explicitThresholds =
+            environment("MALLOC_MMAP_THRESHOLD_") != nil || environment("MALLOC_TRIM_THRESHOLD_") != nil
+            || tunables.contains("glibc.malloc.mmap_threshold") || tunables.contains("glibc.malloc.trim_threshold")
+        unmapFromBytes = explicitThresholds ? nil : 128 * 1_024
+    }
+}
