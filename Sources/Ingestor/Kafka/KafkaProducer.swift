@@ -125,11 +125,10 @@ package final class KafkaProducer: @unchecked Sendable {
 
     /// Enqueues records for one partition of `topic` in one librdkafka call (`rd_kafka_produce_batch`, records
     /// copied, no headers): one clock read, topic lock and partition lookup per batch instead of per record.
-    /// `keys[i]` and `values[i]` make record i, each delivered with `tag`; a full local queue is waited out by
+    /// `keys[i]` and `values[i]` make record i (untagged in delivery reports); a full local queue is waited out by
     /// polling and the rest retried in order (librdkafka fails every record after the first that does not fit).
     package func produceBatch(
-        _ topic: ProducerTopic, partition: Int32, keys: [UnsafeRawBufferPointer], values: [UnsafeRawBufferPointer],
-        tag: UInt = 0
+        _ topic: ProducerTopic, partition: Int32, keys: [UnsafeRawBufferPointer], values: [UnsafeRawBufferPointer]
     ) throws(KafkaError) {
         precondition(keys.count == values.count, "one key per value")
         var messages = [rd_kafka_message_t](repeating: rd_kafka_message_t(), count: keys.count)
@@ -141,7 +140,6 @@ package final class KafkaProducer: @unchecked Sendable {
                 messages[i].key_len = keys[i].count
                 messages[i].payload = UnsafeMutableRawPointer(mutating: values[i].baseAddress) ?? nonNull
                 messages[i].len = values[i].count
-                messages[i]._private = UnsafeMutableRawPointer(bitPattern: tag)
             }
             var start = 0
             while start < messages.count {

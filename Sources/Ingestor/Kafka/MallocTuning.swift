@@ -1,7 +1,7 @@
 // The glibc malloc settings the ingestor makes before librdkafka starts its threads (applied by KafkaConf).
 
 /// Which glibc malloc settings to make; an explicit setting in the environment wins over each.
-struct MallocTuning: Equatable {
+struct MallocTuning {
     /// Caps the malloc arenas: each thread that meets a locked arena otherwise gets its own, keeping its freed
     /// memory (tens of MB of anon RSS with a deep prefetch, measured in docs/benchmarks.md). Nil when
     /// `MALLOC_ARENA_MAX` or `glibc.malloc.arena_max` in `GLIBC_TUNABLES` is set.
