@@ -63,7 +63,8 @@ enum AvroBuiltinSchemas {
 /// Reads Avro binary from a borrowed buffer (a local value inside one decode call).
 struct AvroBinaryReader {
     private let bytes: UnsafeRawBufferPointer
-    private var position = 0
+    /// Where the next read starts (an offset into the buffer given to `init`).
+    private(set) var position = 0
 
     init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
@@ -90,6 +91,15 @@ struct AvroBinaryReader {
         let n = Int(length)
         defer { position += n }
         return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[position..<position + n]), as: UTF8.self)
+    }
+
+    /// A string's UTF-8 bytes, as a range of the buffer (nothing decoded or copied).
+    mutating func stringRange() throws(AvroError) -> Range<Int> {
+        let length = try long()
+        guard length >= 0 else { throw AvroError("negative string length \(length)") }
+        guard length <= bytes.count - position else { throw AvroError("truncated string at byte \(position)") }
+        defer { position += Int(length) }
+        return position..<position + Int(length)
     }
 
     mutating func bool() throws(AvroError) -> Bool {
@@ -147,6 +157,11 @@ struct AvroBinaryWriter {
         bytes.append(UInt8(truncatingIfNeeded: u))
     }
 
+    /// A writer that appends an unframed payload to `buffer` (moved in; take it back from `bytes`).
+    init(payloadAppendingTo buffer: consuming [UInt8]) {
+        bytes = consume buffer
+    }
+
     mutating func long(_ x: Int64) {
         var v = UInt64(bitPattern: (x << 1) ^ (x >> 63))
         while v >= 0x80 {
@@ -157,12 +172,20 @@ struct AvroBinaryWriter {
     }
 
     mutating func string(_ s: String) {
+        // Borrows the text where it is contiguous (native and small strings): `var s = s` retained it.
+        if s.utf8.withContiguousStorageIfAvailable({ string(utf8: UnsafeRawBufferPointer($0)) }) != nil { return }
         var s = s
-        s.withUTF8 { utf8 in
-            long(Int64(utf8.count))
-            bytes.append(contentsOf: utf8)
-        }
+        s.withUTF8 { string(utf8: UnsafeRawBufferPointer($0)) }
     }
+
+    /// A string given as its UTF-8 bytes.
+    mutating func string(utf8: UnsafeRawBufferPointer) {
+        long(Int64(utf8.count))
+        bytes.append(contentsOf: utf8)
+    }
+
+    /// Bytes that are already Avro (a record or value copied from another encoding).
+    mutating func raw(_ encoded: UnsafeRawBufferPointer) { bytes.append(contentsOf: encoded) }
 
     mutating func bool(_ b: Bool) { bytes.append(b ? 1 : 0) }
 
@@ -348,8 +371,14 @@ final class FastEventCodec {
         return try read(bytes, .billAggregate, AvroFastCodec.readBillAggregate)
     }
 
+    /// The schema id whose payload the hand-written path reads and writes for `kind` (nil: EventCodec serves it).
+    func fastSchemaId(_ kind: SchemaKind) -> Int32? {
+        let id = fastIds[kind.index]
+        return id == Self.disabled ? nil : Int32(truncatingIfNeeded: id)
+    }
+
     /// The frame's schema id when the header is well-formed (else EventCodec reports the failure).
-    private static func ownFrameId(_ bytes: UnsafeRawBufferPointer) -> Int64? {
+    static func ownFrameId(_ bytes: UnsafeRawBufferPointer) -> Int64? {
         guard bytes.count >= ConfluentFrame.headerSize, bytes[0] == ConfluentFrame.magic else { return nil }
         let id = UInt32(bytes[1]) << 24 | UInt32(bytes[2]) << 16 | UInt32(bytes[3]) << 8 | UInt32(bytes[4])
         return Int64(Int32(bitPattern: id))

@@ -79,11 +79,14 @@ struct CacheKey: Hashable {
     }
 }
 
-/// One key's aggregate in the record cache: the latest value (possibly not yet committed). Entries stay
-/// across commits, so a hot key is not read and decoded from LMDB again; clean entries already in LMDB are
-/// evicted when the cache outgrows its bound.
-struct CachedAggregate<A> {
-    var aggregate: A
+/// One key's aggregate in the record cache: the latest value (possibly not yet committed), as its framed Avro
+/// bytes (`EncodedAggregateFolder` folds events into them). Entries stay across commits, so a hot key is not
+/// read from LMDB again; clean entries already in LMDB are evicted when the cache outgrows its bound. Bytes
+/// rather than Swift values: at a million keys nearly every event loads, folds, produces and evicts an entry,
+/// and a decode into strings and arrays, an encode and their release on eviction were a third of the stream
+/// thread's time.
+struct CachedAggregate {
+    var encoded: [UInt8]
     /// The max input offset folded into it (the changelog header).
     var inputOffset: Int64
     /// Changed since it was last produced (listed in the loop's dirty keys).
@@ -92,8 +95,8 @@ struct CachedAggregate<A> {
     var epoch: UInt64
 
     // The two below are mutating so that `cache.values[i].…` runs in place: Dictionary.Values has no read
-    // accessor, and a plain read of one field copies the whole aggregate, retaining and releasing its strings
-    // and arrays (with the same copies of PartitionTask, 0.7 µs per event at a million keys).
+    // accessor, and a plain read of one field copies the whole entry (with the same copies of PartitionTask,
+    // 0.7 µs per event at a million keys).
 
     /// Marks a dirty entry as produced by `epoch` and hands it to `produce`; false (nothing done) when clean.
     mutating func takeIfDirty(epoch: UInt64, _ produce: (borrowing Self) -> Void) -> Bool {

@@ -53,6 +53,8 @@ final class StreamLoop: RebalanceListener {
     private let metrics: IngestorMetrics
     private let logger: Logger
     private let codec: FastEventCodec
+    /// Folds events into the record cache's encoded aggregates.
+    private let folder: EncodedAggregateFolder
     private var consumer: KafkaConsumer?
     /// Runs the Kafka side of each commit on the commit thread (made in `start`, once the consumer exists).
     private var worker: CommitWorker?
@@ -62,8 +64,8 @@ final class StreamLoop: RebalanceListener {
 
     private var tasks: [Int32: PartitionTask] = [:]
     /// The record cache: latest aggregate per (partition, key), dirty or already produced.
-    private var chaserCache: [CacheKey: CachedAggregate<ChaserAggregate>] = [:]
-    private var billingCache: [CacheKey: CachedAggregate<BillAggregate>] = [:]
+    private var chaserCache: [CacheKey: CachedAggregate] = [:]
+    private var billingCache: [CacheKey: CachedAggregate] = [:]
     /// Produced keys, oldest first: what eviction takes.
     private var produced = ProductionOrder()
     /// How many cached entries changed since the last commit produced them (their `dirty` flag is set): the
@@ -102,6 +104,7 @@ final class StreamLoop: RebalanceListener {
         self.registry = registry
         self.metrics = metrics
         self.codec = codec
+        folder = EncodedAggregateFolder(codec: codec)
         self.partitionCount = partitionCount
         self.dlqPartitions = dlqPartitions
         self.logger = logger
@@ -297,19 +300,28 @@ final class StreamLoop: RebalanceListener {
             counted.chasers += 1
             counted.lastTTL = chaser.ttl
             fold(&chaserCache, &chaserDirty, key: cacheKey, offset: offset) {
-                loadChaser(cacheKey)
-            } apply: { aggregate in
-                ChaserRules.fold(&aggregate, chaser)
+                load(.chaser, cacheKey)
+            } apply: { value in
+                do {
+                    try folder.fold(&value, chaser)
+                } catch {
+                    value = startOver(.chaser, cacheKey, error)
+                    try? folder.fold(&value, chaser)  // the empty aggregate's own encoding: always readable
+                }
             }
             if settings.cacheMaxEntries == 0 { emitNow(.chaser, cacheKey) }
         case .bill, .paymentRequest, .paymentFailed:
             counted.aggregations += 1
             var firstBill = false
             fold(&billingCache, &billingDirty, key: cacheKey, offset: offset) {
-                loadBilling(cacheKey)
-            } apply: { aggregate in
-                if case .bill = event, aggregate.bill == nil { firstBill = true }
-                BillingRules.fold(&aggregate, event)
+                load(.billing, cacheKey)
+            } apply: { value in
+                do {
+                    firstBill = try folder.fold(&value, event)
+                } catch {
+                    value = startOver(.billing, cacheKey, error)
+                    firstBill = (try? folder.fold(&value, event)) ?? false  // always readable, as above
+                }
             }
             if firstBill { metrics.billingCustomerBills.increment() }
             if settings.cacheMaxEntries == 0 { emitNow(.billing, cacheKey) }
@@ -318,19 +330,19 @@ final class StreamLoop: RebalanceListener {
 
     /// Folds one event into the cached aggregate of `key` (loaded from LMDB on a miss: one hash lookup either
     /// way) and marks it dirty.
-    private func fold<A>(
-        _ cache: inout [CacheKey: CachedAggregate<A>], _ dirty: inout Int, key: CacheKey, offset: Int64,
-        load: () -> A, apply: (inout A) -> Void
+    private func fold(
+        _ cache: inout [CacheKey: CachedAggregate], _ dirty: inout Int, key: CacheKey, offset: Int64,
+        load: () -> [UInt8], apply: (inout [UInt8]) -> Void
     ) {
-        func update(_ entry: inout CachedAggregate<A>) {
-            apply(&entry.aggregate)
+        func update(_ entry: inout CachedAggregate) {
+            apply(&entry.encoded)
             entry.inputOffset = offset
             if !entry.dirty {
                 entry.dirty = true
                 dirty += 1
             }
         }
-        update(&cache[key, default: CachedAggregate(aggregate: load(), inputOffset: offset, dirty: false, epoch: 0)])
+        update(&cache[key, default: CachedAggregate(encoded: load(), inputOffset: offset, dirty: false, epoch: 0)])
     }
 
     /// Publishes the per-batch metric sums.
@@ -350,36 +362,21 @@ final class StreamLoop: RebalanceListener {
         counted = (0, 0, 0, nil, 0)
     }
 
-    private func loadChaser(_ key: CacheKey) -> ChaserAggregate {
+    /// The stored aggregate of `key` (its bytes, copied), or the empty one when the store has none.
+    private func load(_ store: StoreKind, _ key: CacheKey) -> [UInt8] {
         counted.misses += 1
-        let decoded = key.withBytes { bytes in
-            stores.chaser.writerGet(partition: key.partition, key: bytes) { raw in
-                Result { () throws(DecodeFailure) in try codec.decodeChaserAggregate(raw) }
-            }
+        let stored = key.withBytes { bytes in
+            stores[store].writerGet(partition: key.partition, key: bytes) { raw in Array(raw) }
         }
-        switch decoded {
-        case .none: return ChaserAggregate()
-        case .success(let a): return a
-        case .failure(let error):
-            logger.error("undecodable chaser store value; starting over", metadata: ["error": "\(error)"])
-            return ChaserAggregate()
-        }
+        return stored ?? (store == .chaser ? folder.emptyChaser : folder.emptyBilling)
     }
 
-    private func loadBilling(_ key: CacheKey) -> BillAggregate {
-        counted.misses += 1
-        let decoded = key.withBytes { bytes in
-            stores.billing.writerGet(partition: key.partition, key: bytes) { raw in
-                Result { () throws(DecodeFailure) in try codec.decodeBillAggregate(raw) }
-            }
-        }
-        switch decoded {
-        case .none: return BillAggregate()
-        case .success(let a): return a
-        case .failure(let error):
-            logger.error("undecodable billing store value; starting over", metadata: ["error": "\(error)"])
-            return BillAggregate()
-        }
+    /// A stored aggregate that cannot be read: logged, and the key starts over from the empty aggregate.
+    private func startOver(_ store: StoreKind, _ key: CacheKey, _ error: any Error) -> [UInt8] {
+        logger.error(
+            "undecodable \(store.name) store value; starting over",
+            metadata: ["partition": "\(key.partition)", "error": "\(error)"])
+        return store == .chaser ? folder.emptyChaser : folder.emptyBilling
     }
 
     /// cacheMaxEntries 0: the key's aggregate joins the collecting epoch at once (every update is emitted).
@@ -387,13 +384,13 @@ final class StreamLoop: RebalanceListener {
         switch store {
         case .chaser:
             if let i = chaserCache.index(forKey: key),
-                takeDirty(.chaser, &chaserCache, at: i, into: &collecting.chaser, encode: codec.encode)
+                takeDirty(.chaser, &chaserCache, at: i, into: &collecting.chaser)
             {
                 chaserDirty -= 1
             }
         case .billing:
             if let i = billingCache.index(forKey: key),
-                takeDirty(.billing, &billingCache, at: i, into: &collecting.billing, encode: codec.encode)
+                takeDirty(.billing, &billingCache, at: i, into: &collecting.billing)
             {
                 billingDirty -= 1
             }
@@ -401,11 +398,11 @@ final class StreamLoop: RebalanceListener {
         collecting.partitions.insert(key.partition)
     }
 
-    /// Moves every dirty aggregate of `cache` into `updates`, encoded: a scan of the dictionary's storage, no
+    /// Copies every dirty aggregate of `cache` into `updates`: a scan of the dictionary's storage, no
     /// hashing (at a million keys nearly every cached entry is dirty at each commit).
-    private func takeAllDirty<A>(
-        _ store: StoreKind, _ cache: inout [CacheKey: CachedAggregate<A>], _ dirty: inout Int,
-        into updates: inout EncodedUpdates, partitions: inout Set<Int32>, encode: (A, inout [UInt8]) -> Void
+    private func takeAllDirty(
+        _ store: StoreKind, _ cache: inout [CacheKey: CachedAggregate], _ dirty: inout Int,
+        into updates: inout EncodedUpdates, partitions: inout Set<Int32>
     ) {
         guard dirty > 0 else { return }
         // An eighth over the last epoch's mean value size, so the buffer seldom grows once more.
@@ -413,7 +410,7 @@ final class StreamLoop: RebalanceListener {
         updates.reserve(dirty, valueSize: size + size / 8)
         var i = cache.startIndex
         while i != cache.endIndex {
-            if takeDirty(store, &cache, at: i, into: &updates, encode: encode) {
+            if takeDirty(store, &cache, at: i, into: &updates) {
                 partitions.insert(cache.keys[i].partition)
             }
             cache.formIndex(after: &i)
@@ -424,15 +421,16 @@ final class StreamLoop: RebalanceListener {
 
     /// Appends the cached aggregate at `i` to `updates` if it is dirty, and marks it clean as of the collecting
     /// epoch. It touches no part of `collecting` (the callers hold inout access to it).
-    private func takeDirty<A>(
-        _ store: StoreKind, _ cache: inout [CacheKey: CachedAggregate<A>],
-        at i: Dictionary<CacheKey, CachedAggregate<A>>.Index, into updates: inout EncodedUpdates,
-        encode: (A, inout [UInt8]) -> Void
+    private func takeDirty(
+        _ store: StoreKind, _ cache: inout [CacheKey: CachedAggregate],
+        at i: Dictionary<CacheKey, CachedAggregate>.Index, into updates: inout EncodedUpdates
     ) -> Bool {
         let key = cache.keys[i]
-        // One in-place access: reading a field through `cache.values[i]` copies the whole aggregate.
+        // One in-place access: reading a field through `cache.values[i]` copies the whole entry.
         let taken = cache.values[i].takeIfDirty(epoch: epoch) { entry in
-            updates.append(key: key, inputOffset: entry.inputOffset) { buffer in encode(entry.aggregate, &buffer) }
+            updates.append(key: key, inputOffset: entry.inputOffset) { buffer in
+                buffer.append(contentsOf: entry.encoded)
+            }
         }
         guard taken else { return false }
         produced.append(store, key, epoch: epoch)
@@ -475,15 +473,13 @@ final class StreamLoop: RebalanceListener {
             try checkDeadline()
             return false
         }
-        // The epoch's aggregates are encoded before waiting for the one in flight: nothing is folded while this
+        // The epoch's aggregates are copied out before waiting for the one in flight: nothing is folded while this
         // thread waits, and the commit thread can start the next epoch at once (it sorts them itself).
         var partitions = collecting.partitions
         takeAllDirty(
-            .chaser, &chaserCache, &chaserDirty, into: &collecting.chaser, partitions: &partitions,
-            encode: codec.encode)
+            .chaser, &chaserCache, &chaserDirty, into: &collecting.chaser, partitions: &partitions)
         takeAllDirty(
-            .billing, &billingCache, &billingDirty, into: &collecting.billing, partitions: &partitions,
-            encode: codec.encode)
+            .billing, &billingCache, &billingDirty, into: &collecting.billing, partitions: &partitions)
         collecting.partitions = partitions
         if inFlight, try !finishInFlight(wait: wait) { return false }
         var offsets: [TopicPartition: Int64] = [:]
@@ -611,7 +607,7 @@ final class StreamLoop: RebalanceListener {
     }
 
     /// Removes `entry`'s key if the cache still holds the clean value that entry produced.
-    private static func evict<A>(_ cache: inout [CacheKey: CachedAggregate<A>], _ entry: ProductionOrder.Entry)
+    private static func evict(_ cache: inout [CacheKey: CachedAggregate], _ entry: ProductionOrder.Entry)
         -> Bool
     {
         guard let i = cache.index(forKey: entry.key), cache.values[i].isClean(since: entry.epoch) else { return false }
