@@ -45,7 +45,8 @@ import Testing
     }
 
     @Test func chaserFoldsGiveTheRulesBytes() throws {
-        for (name, folder, codec) in try Self.folders() {
+        for (name, folderMade, codec) in try Self.folders() {
+            var folder = folderMade
             var r = SeededRandom(seed: 11)
             for _ in 0..<40 {
                 var expected = ChaserAggregate()
@@ -62,7 +63,8 @@ import Testing
     }
 
     @Test func billingFoldsGiveTheRulesBytes() throws {
-        for (name, folder, codec) in try Self.folders() {
+        for (name, folderMade, codec) in try Self.folders() {
+            var folder = folderMade
             var r = SeededRandom(seed: 12)
             for _ in 0..<60 {
                 var expected = BillAggregate()
@@ -79,7 +81,8 @@ import Testing
     }
 
     @Test func aChaserLeavesABillingAggregateAlone() throws {
-        for (_, folder, _) in try Self.folders() {
+        for (_, folderMade, _) in try Self.folders() {
+            var folder = folderMade
             var value = folder.emptyBilling
             #expect(try folder.fold(&value, .chaser(Chaser(name: "n", id: "i", sent: 1, ttl: 2))) == false)
             #expect(value == folder.emptyBilling)
@@ -87,7 +90,8 @@ import Testing
     }
 
     @Test func anUnreadableValueThrowsAndIsLeftAsItWas() throws {
-        for (name, folder, _) in try Self.folders() {
+        for (name, folderMade, _) in try Self.folders() {
+            var folder = folderMade
             let chaser = Chaser(name: "n", id: "i", sent: 1, ttl: 2)
             // Truncated: the frame of an aggregate, then a names block of 3 with one name.
             var value = Array(folder.emptyChaser.prefix(ConfluentFrame.headerSize)) + [6, 2, 0x61]

@@ -83,6 +83,33 @@ import Testing
         #expect(order.popOldest(persisted: 10)?.key == keys[9_000])
     }
 
+    @Test func cacheKeyHashesSpreadAndFollowTheSeed() {
+        let long = String(repeating: "k", count: 40)
+        let keys =
+            (0..<50_000).map { CacheKey(partition: Int32($0 % 4), bytes: Array("device-\($0 / 4)".utf8)) }
+            + (0..<1_000).map { CacheKey(partition: 0, bytes: Array((long + "\($0)").utf8)) }
+        // Equal keys hash equally (a copy made from the same bytes, inline and spilled).
+        for key in [keys[7], keys[50_007]] {
+            let again = key.withBytes { CacheKey(partition: key.partition, bytes: $0) }
+            #expect(again == key && again._rawHashValue(seed: 9) == key._rawHashValue(seed: 9))
+        }
+        // Sequential keys spread over a table's low bits like random values (~35,000 of 65,536 buckets for
+        // 50,000 keys); a weak mix of similar keys fills far fewer.
+        let buckets = Set(keys.prefix(50_000).map { $0._rawHashValue(seed: 1) & 0xFFFF })
+        #expect(buckets.count > 30_000)
+        // The seed changes every hash (a table's seed is what keeps collisions from being chosen).
+        #expect(keys.allSatisfy { $0._rawHashValue(seed: 1) != $0._rawHashValue(seed: 2) })
+        // A zero byte at the end is a different key, with a different hash.
+        let a = CacheKey(partition: 0, bytes: [0x61])
+        let a0 = CacheKey(partition: 0, bytes: [0x61, 0])
+        #expect(a != a0 && a._rawHashValue(seed: 0) != a0._rawHashValue(seed: 0))
+        // And a dictionary finds every key.
+        var table: [CacheKey: Int] = [:]
+        for (i, key) in keys.enumerated() { table[key] = i }
+        #expect(table.count == keys.count)
+        #expect(keys.indices.allSatisfy { table[keys[$0]] == $0 })
+    }
+
     @Test func cacheKeyStoreOrderIsPartitionThenLMDBByteOrder() {
         let long = String(repeating: "k", count: 40)  // spills past the 32 inline bytes
         let raw: [(Int32, String)] = [
@@ -119,6 +146,27 @@ import Testing
         updates.orderForStore()
         #expect(visited() == ["a 2 a2", "a 4 a4", "b 1 b1", "b 3 b3", "c 5 c5"])
         #expect(updates.count == 5)
+    }
+
+    @Test func epochUpdatesSortLikeStoreOrderOnRandomKeys() {
+        // Short keys, zero bytes (equal prefixes once padded), 12-byte boundaries, spilled keys, repeats.
+        var r = SeededRandom(seed: 5)
+        var updates = EncodedUpdates()
+        var keys: [CacheKey] = []
+        for i in 0..<3_000 {
+            let length = [0, 1, 2, 11, 12, 13, 20, 32, 33, 45][Int.random(in: 0..<10, using: &r)]
+            let bytes = (0..<length).map { _ in [0, 1, 0x61, 0x62, 0xFF][Int.random(in: 0..<5, using: &r)] as UInt8 }
+            let key = CacheKey(partition: Int32.random(in: 0..<3, using: &r), bytes: bytes)
+            keys.append(key)
+            updates.append(key: key, inputOffset: Int64(i)) { _ in }
+        }
+        updates.orderForStore()
+        var visited: [Int64] = []
+        updates.visit { _, offset, _ in visited.append(offset) }
+        let expected = keys.indices.sorted { a, b in
+            CacheKey.storeOrder(keys[a], keys[b]) || (!CacheKey.storeOrder(keys[b], keys[a]) && a < b)
+        }
+        #expect(visited == expected.map { Int64($0) })
     }
 
     @Test func encodedUpdatesVisitOneRunPerPartitionWithEveryKeyLentAtOnce() {

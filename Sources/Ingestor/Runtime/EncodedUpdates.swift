@@ -41,13 +41,21 @@ struct EncodedUpdates: Sendable {
     /// Orders the updates as LMDB orders their keys (`CacheKey.storeOrder`), each key's updates in the order they
     /// were appended (with `cacheMaxEntries` 0 a key can have several). In append order, at a million keys nearly
     /// every LMDB put descended to a cold leaf page; sorted, consecutive puts share their pages.
+    /// Sorts packed (prefix, index) pairs: comparing two 48-byte keys read from scattered places cost ~9% of the
+    /// commit thread at a million keys; most pairs differ in their prefix.
     mutating func orderForStore() {
-        order = keys.withUnsafeBufferPointer { keys in
-            keys.indices.sorted { a, b in
-                if CacheKey.storeOrder(keys[a], keys[b]) { return true }
-                return !CacheKey.storeOrder(keys[b], keys[a]) && a < b
+        var packed = keys.indices.map { i in
+            let (hi, lo) = keys[i].storePrefix
+            return (hi: hi, lo: lo, index: i)
+        }
+        keys.withUnsafeBufferPointer { keys in
+            packed.sort { a, b in
+                if (a.hi, a.lo) != (b.hi, b.lo) { return (a.hi, a.lo) < (b.hi, b.lo) }
+                if CacheKey.storeOrder(keys[a.index], keys[b.index]) { return true }
+                return !CacheKey.storeOrder(keys[b.index], keys[a.index]) && a.index < b.index
             }
         }
+        order = packed.map(\.index)
     }
 
     /// Calls `body` once per run of one partition's updates in `order` (after `orderForStore`, one run per

@@ -57,25 +57,50 @@ struct CacheKey: Hashable {
         return a.withBytes { x in b.withBytes { y in x.lexicographicallyPrecedes(y) } }
     }
 
+    /// The partition and the key's first 12 bytes as two big-endian words: `storeOrder` agrees with their order
+    /// wherever they differ (equal prefixes need `storeOrder` itself).
+    var storePrefix: (UInt64, UInt64) {
+        var w = (w0, w1)
+        if let spill {
+            withUnsafeMutableBytes(of: &w) { dst in
+                spill.withUnsafeBytes { src in
+                    if let base = src.baseAddress { dst.baseAddress?.copyMemory(from: base, byteCount: 16) }
+                }
+            }
+        }
+        let head = w.0.bigEndian
+        let hi = UInt64(UInt32(bitPattern: partition) ^ 0x8000_0000) << 32 | head >> 32
+        return (hi, head << 32 | w.1.bigEndian >> 32)
+    }
+
     static func == (a: CacheKey, b: CacheKey) -> Bool {
         a.partition == b.partition && a.count == b.count && a.w0 == b.w0 && a.w1 == b.w1 && a.w2 == b.w2
             && a.w3 == b.w3 && a.spill == b.spill
     }
 
-    /// Folds the inline words into one value first: the seeded hasher then runs over 8 bytes instead of ~50
-    /// (hashing was ~5% of the stream thread's time). Equal keys fold equally; the hasher's seed still applies.
-    func hash(into hasher: inout Hasher) {
-        if let spill {
-            hasher.combine(partition)
-            hasher.combine(spill)
-            return
-        }
+    /// Dictionaries and sets hash through this (Hashable's underscored entry point) instead of `hash(into:)`:
+    /// inline keys mix their used words with the table's seed, one splitmix64 round per word, instead of
+    /// SipHash (Hasher's seeding and finalisation were ~4% of the stream thread at a million keys, in eviction
+    /// alone). The seed enters first, so colliding keys cannot be chosen without it; long keys keep SipHash.
+    func _rawHashValue(seed: Int) -> Int {
+        if let spill { return spill._rawHashValue(seed: seed ^ Int(partition)) }
         var h = UInt64(UInt32(bitPattern: partition)) << 32 | UInt64(UInt32(bitPattern: count))
-        for w in [w0, w1, w2, w3] {
-            h = (h ^ w) &* 0x9E37_79B9_7F4A_7C15
-            h ^= h >> 29
-        }
-        hasher.combine(h)
+        h = Self.mix(h ^ UInt64(UInt(bitPattern: seed)))
+        let used = (Int(count) + 7) / 8
+        if used > 0 { h = Self.mix(h ^ w0) }
+        if used > 1 { h = Self.mix(h ^ w1) }
+        if used > 2 { h = Self.mix(h ^ w2) }
+        if used > 3 { h = Self.mix(h ^ w3) }
+        return Int(Int64(bitPattern: h))
+    }
+
+    func hash(into hasher: inout Hasher) { hasher.combine(_rawHashValue(seed: 0)) }
+
+    /// splitmix64's finaliser.
+    private static func mix(_ x: UInt64) -> UInt64 {
+        var z = (x ^ (x >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
 

@@ -3,8 +3,10 @@
 // encoding, and an evicted entry frees one array. The bytes are the ones `ChaserRules` / `BillingRules` and
 // the codec give (a unit test folds random events both ways).
 
-/// Folds events into encoded aggregates. Bound to the stream thread (it reuses scratch buffers): one per loop.
-final class EncodedAggregateFolder {
+/// Folds events into encoded aggregates. Owned by the stream loop, on the stream thread (it reuses scratch
+/// buffers). A struct with mutating folds: its buffers are then accessed without the run-time exclusivity
+/// checks a class's stored properties get (2-3% of the stream thread at a million keys).
+struct EncodedAggregateFolder {
     private let codec: FastEventCodec
     /// The schema ids whose payload is folded here byte by byte; any other value (another schema id in the store,
     /// or schema files that differ from the built-in ones) is decoded, folded by the rules and encoded again.
@@ -32,7 +34,7 @@ final class EncodedAggregateFolder {
     // MARK: chaser
 
     /// `ChaserRules.fold` on `value`; throws when `value` cannot be read (it is left as it was).
-    func fold(_ value: inout [UInt8], _ chaser: Chaser) throws(DecodeFailure) {
+    mutating func fold(_ value: inout [UInt8], _ chaser: Chaser) throws(DecodeFailure) {
         guard let id = chaserId, Self.frameId(value) == Int64(id) else {
             var aggregate = try Self.reading(value) { (raw) throws(DecodeFailure) in
                 try codec.decodeChaserAggregate(raw)
@@ -81,7 +83,7 @@ final class EncodedAggregateFolder {
 
     /// `BillingRules.fold` on `value`; true when the event is a bill and the aggregate had none (the
     /// customer-bills metric). Throws when `value` cannot be read (it is left as it was).
-    func fold(_ value: inout [UInt8], _ input: InputEvent) throws(DecodeFailure) -> Bool {
+    mutating func fold(_ value: inout [UInt8], _ input: InputEvent) throws(DecodeFailure) -> Bool {
         guard let id = billingId, Self.frameId(value) == Int64(id) else {
             var aggregate = try Self.reading(value) { (raw) throws(DecodeFailure) in try codec.decodeBillAggregate(raw)
             }
@@ -98,8 +100,11 @@ final class EncodedAggregateFolder {
         case .paymentFailed(let failed): AvroFastCodec.write(failed, &w)
         case .chaser: return false
         }
-        event = take(&w.bytes)
-        defer { event.removeAll(keepingCapacity: true) }
+        let event = take(&w.bytes)
+        defer {
+            self.event = event
+            self.event.removeAll(keepingCapacity: true)
+        }
         var firstBill = false
         do {
             try Self.reading(value) { (raw) throws(AvroError) in
@@ -154,7 +159,7 @@ final class EncodedAggregateFolder {
     }
 
     /// Reads the parts; the payment requests' records and ids go to `items` and `ids`.
-    private func billingParts(_ payload: UnsafeRawBufferPointer) throws(AvroError) -> BillingParts {
+    private mutating func billingParts(_ payload: UnsafeRawBufferPointer) throws(AvroError) -> BillingParts {
         var r = AvroBinaryReader(payload)
         var bill: Range<Int>?
         if try r.optionalBranch() {
@@ -193,7 +198,7 @@ final class EncodedAggregateFolder {
 
     /// Writes the folded billing aggregate into `scratch`: the parts kept from `payload`, the event's record
     /// (`encoded`) where the event puts it. Arrays as avro-c writes them: one block, then the 0 terminator.
-    private func writeBilling(
+    private mutating func writeBilling(
         id: Int32, payload: UnsafeRawBufferPointer, encoded: UnsafeRawBufferPointer, input: InputEvent,
         _ parts: BillingParts
     ) {
@@ -234,13 +239,13 @@ final class EncodedAggregateFolder {
     // MARK: helpers
 
     /// Moves the folded value from `scratch` into `value` (keeping `value`'s buffer when it is large enough).
-    private func replace(_ value: inout [UInt8]) {
+    private mutating func replace(_ value: inout [UInt8]) {
         value.removeAll(keepingCapacity: true)
         value.append(contentsOf: scratch)
         scratch.removeAll(keepingCapacity: true)
     }
 
-    private func unreadable(_ kind: SchemaKind, _ id: Int32, _ error: AvroError) -> DecodeFailure {
+    private mutating func unreadable(_ kind: SchemaKind, _ id: Int32, _ error: AvroError) -> DecodeFailure {
         scratch.removeAll(keepingCapacity: true)
         return DecodeFailure(
             .corruptAvro, "schema id \(id) (\(kind.fullName)): cannot decode: \(error.message)", schemaId: id)
