@@ -15,8 +15,8 @@ import Testing
     }
 
     /// Few distinct texts, so names and payment ids repeat; "é" twice, precomposed and combined (equal as Swift
-    /// strings, different bytes), and a long one (not a small string).
-    static let texts = ["a", "b", "\u{e9}", "e\u{301}", "", "a name longer than fifteen bytes"]
+    /// strings, different bytes), the Kelvin sign (equal to an ASCII "K"), and a long one (not a small string).
+    static let texts = ["a", "b", "\u{e9}", "e\u{301}", "", "a name longer than fifteen bytes", "K", "\u{212A}"]
 
     static func text(_ r: inout SeededRandom) -> String { texts[Int.random(in: 0..<texts.count, using: &r)] }
     static func long(_ r: inout SeededRandom) -> Int64 {
@@ -66,7 +66,7 @@ import Testing
         for (name, folderMade, codec) in try Self.folders() {
             var folder = folderMade
             var r = SeededRandom(seed: 12)
-            for _ in 0..<60 {
+            for _ in 0..<300 {
                 var expected = BillAggregate()
                 var value = folder.emptyBilling
                 for _ in 0..<Int.random(in: 1...12, using: &r) {

@@ -363,12 +363,13 @@ final class StreamLoop: RebalanceListener {
     }
 
     /// The stored aggregate of `key` (its bytes, copied), or the empty one when the store has none. The copy has
-    /// room for one more payment request (~64 bytes), so the fold that follows seldom reallocates it.
+    /// room for what the next events usually add (a bill or a payment request is ~64 bytes), so the folds that
+    /// follow seldom reallocate it.
     private func load(_ store: StoreKind, _ key: CacheKey) -> [UInt8] {
         counted.misses += 1
         func copy(_ raw: UnsafeRawBufferPointer) -> [UInt8] {
             var value: [UInt8] = []
-            value.reserveCapacity(raw.count + 64)
+            value.reserveCapacity(raw.count + (store == .chaser ? 32 : 160))
             value.append(contentsOf: raw)
             return value
         }

@@ -2,6 +2,9 @@
 // cache miss copies the stored bytes instead of decoding them into Swift values, a commit copies them instead of
 // encoding, and an evicted entry frees one array. The bytes are the ones `ChaserRules` / `BillingRules` and
 // the codec give (a unit test folds random events both ways).
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Folds events into encoded aggregates. Owned by the stream loop, on the stream thread (it reuses scratch
 /// buffers). A struct with mutating folds: its buffers are then accessed without the run-time exclusivity
@@ -105,57 +108,88 @@ struct EncodedAggregateFolder {
             self.event = event
             self.event.removeAll(keepingCapacity: true)
         }
+        // Most events change only the end of the value: the new end is written to `scratch` from the parts of the
+        // old value (still intact) and replaces the old end in place. `from` is where it starts (payload offset);
+        // nil leaves the value as it is.
         var firstBill = false
+        var from: Int?
         do {
             try Self.reading(value) { (raw) throws(AvroError) in
                 try Self.reading(event) { (encoded) throws(AvroError) in
                     let payload = UnsafeRawBufferPointer(rebasing: raw[ConfluentFrame.headerSize...])
+                    func part(_ range: Range<Int>) -> UnsafeRawBufferPointer {
+                        UnsafeRawBufferPointer(rebasing: payload[range])
+                    }
                     var parts = try billingParts(payload)
+                    var w = AvroBinaryWriter(payloadAppendingTo: take(&scratch))
                     switch input {
                     case .bill(let bill):
                         firstBill = parts.bill == nil
-                        if let old = parts.bill,
-                            !Self.sameBytes(UnsafeRawBufferPointer(rebasing: payload[old]), encoded)
-                        {
+                        if let old = parts.bill {
+                            if Self.sameBytes(part(old), encoded) { break }
                             // Different bytes can still be equal text (Unicode canonical equivalence): the rules
                             // compare Swift values.
-                            var reader = AvroBinaryReader(UnsafeRawBufferPointer(rebasing: payload[old]))
+                            var reader = AvroBinaryReader(part(old))
                             if try AvroFastCodec.readBill(&reader) != bill { parts.errored = true }
                         }
-                    case .paymentRequest(let request):
-                        parts.failed = nil
-                        let known = Self.withUTF8(request.paymentId) { paymentId in
-                            ids.contains { Self.sameText(UnsafeRawBufferPointer(rebasing: payload[$0]), paymentId) }
-                        }
-                        if known { parts.request = false }
-                    case .paymentFailed:
-                        if parts.failed != nil {
-                            parts.errored = true
+                        from = 0
+                        w.long(1)
+                        w.raw(encoded)
+                        writeRequests(payload, appending: nil, &w)
+                        if let failed = parts.failed {
+                            w.long(1)
+                            w.raw(part(failed))
                         } else {
-                            parts.newFailed = true
+                            w.long(0)
+                        }
+                    case .paymentRequest(let request):
+                        let known = Self.withUTF8(request.paymentId) { paymentId in
+                            ids.contains { Self.sameText(part($0), paymentId) }
+                        }
+                        if known {
+                            // Only the last failure is cleared (if there is one).
+                            if parts.failed == nil { break }
+                            from = parts.requestsEnd
+                        } else {
+                            from = parts.requestsStart
+                            writeRequests(payload, appending: encoded, &w)
+                        }
+                        w.long(0)
+                    case .paymentFailed:
+                        if parts.failed == nil {
+                            from = parts.requestsEnd
+                            w.long(1)
+                            w.raw(encoded)
+                        } else {
+                            // A second failure without a clearing request: errored (the first failure is kept).
+                            if parts.errored { break }
+                            parts.errored = true
+                            from = parts.erroredAt
                         }
                     case .chaser:
                         break
                     }
-                    writeBilling(id: id, payload: payload, encoded: encoded, input: input, parts)
+                    if from != nil { w.bool(parts.errored) }
+                    scratch = take(&w.bytes)
                 }
             }
         } catch {
             throw unreadable(.billAggregate, id, error)
         }
-        replace(&value)
+        if let from { value.replaceSubrange((ConfluentFrame.headerSize + from)..., with: scratch) }
+        scratch.removeAll(keepingCapacity: true)
         return firstBill
     }
 
-    /// Where the parts of an encoded billing aggregate lie in its payload, and what the event changes.
+    /// Where the parts of an encoded billing aggregate lie in its payload.
     private struct BillingParts {
         var bill: Range<Int>?
+        /// The payment requests: the array's block count through its 0 terminator.
+        var requestsStart: Int
+        var requestsEnd: Int
         var failed: Range<Int>?
         var errored: Bool
-        /// The event's payment request is appended (unless its id is known).
-        var request = true
-        /// The event's payment failure becomes the last one.
-        var newFailed = false
+        var erroredAt: Int
     }
 
     /// Reads the parts; the payment requests' records and ids go to `items` and `ids`.
@@ -167,6 +201,7 @@ struct EncodedAggregateFolder {
             try Self.skipBill(&r)
             bill = start..<r.position
         }
+        let requestsStart = r.position
         items.removeAll(keepingCapacity: true)
         ids.removeAll(keepingCapacity: true)
         try r.array { (item) throws(AvroError) in
@@ -178,6 +213,7 @@ struct EncodedAggregateFolder {
             _ = try item.long()  // requestedAt
             items.append(start..<item.position)
         }
+        let requestsEnd = r.position
         var failed: Range<Int>?
         if try r.optionalBranch() {
             let start = r.position
@@ -185,7 +221,10 @@ struct EncodedAggregateFolder {
             _ = try r.long()  // failedAt
             failed = start..<r.position
         }
-        return BillingParts(bill: bill, failed: failed, errored: try r.bool())
+        let erroredAt = r.position
+        return BillingParts(
+            bill: bill, requestsStart: requestsStart, requestsEnd: requestsEnd, failed: failed,
+            errored: try r.bool(), erroredAt: erroredAt)
     }
 
     private static func skipBill(_ r: inout AvroBinaryReader) throws(AvroError) {
@@ -196,44 +235,19 @@ struct EncodedAggregateFolder {
         _ = try r.long()  // dueDate
     }
 
-    /// Writes the folded billing aggregate into `scratch`: the parts kept from `payload`, the event's record
-    /// (`encoded`) where the event puts it. Arrays as avro-c writes them: one block, then the 0 terminator.
-    private mutating func writeBilling(
-        id: Int32, payload: UnsafeRawBufferPointer, encoded: UnsafeRawBufferPointer, input: InputEvent,
-        _ parts: BillingParts
+    /// Writes the payment requests (`items` of `payload`, then `appending`) as avro-c writes an array: one block
+    /// with the count (when not empty), then the 0 terminator. Mutating, like every method the folds call from
+    /// their closures: a non-mutating call there copied the whole folder (retaining each of its buffers).
+    private mutating func writeRequests(
+        _ payload: UnsafeRawBufferPointer, appending: UnsafeRawBufferPointer?, _ w: inout AvroBinaryWriter
     ) {
-        func part(_ range: Range<Int>) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: payload[range]) }
-        var w = AvroBinaryWriter(schemaId: id, appendingTo: take(&scratch))
-        let isBill = { if case .bill = input { true } else { false } }()
-        let isRequest = { if case .paymentRequest = input { true } else { false } }()
-        if isBill {
-            w.long(1)
-            w.raw(encoded)
-        } else if let bill = parts.bill {
-            w.long(1)
-            w.raw(part(bill))
-        } else {
-            w.long(0)
-        }
-        let appended = isRequest && parts.request
-        let n = items.count + (appended ? 1 : 0)
+        let n = items.count + (appending == nil ? 0 : 1)
         if n > 0 {
             w.long(Int64(n))
-            for item in items { w.raw(part(item)) }
-            if appended { w.raw(encoded) }
+            for item in items { w.raw(UnsafeRawBufferPointer(rebasing: payload[item])) }
+            if let appending { w.raw(appending) }
         }
         w.long(0)
-        if parts.newFailed {
-            w.long(1)
-            w.raw(encoded)
-        } else if let failed = parts.failed {
-            w.long(1)
-            w.raw(part(failed))
-        } else {
-            w.long(0)
-        }
-        w.bool(parts.errored)
-        scratch = take(&w.bytes)
     }
 
     // MARK: helpers
@@ -271,15 +285,32 @@ struct EncodedAggregateFolder {
     }
 
     private static func sameBytes(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
-        a.count == b.count && a.elementsEqual(b)
+        guard a.count == b.count else { return false }
+        guard let x = a.baseAddress, let y = b.baseAddress else { return true }  // both empty
+        return memcmp(x, y, a.count) == 0
     }
 
-    /// Equal as Swift strings, as the rules compare them: the same bytes, or (non-ASCII only) canonically
-    /// equivalent text.
+    /// Equal as Swift strings, as the rules compare them: the same bytes, or (when either is not ASCII)
+    /// canonically equivalent text, which can even match ASCII ("\u{212A}", the Kelvin sign, equals "K").
     private static func sameText(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
         if sameBytes(a, b) { return true }
-        if a.allSatisfy({ $0 < 0x80 }), b.allSatisfy({ $0 < 0x80 }) { return false }
+        if isASCII(a), isASCII(b) { return false }
         return String(decoding: a, as: UTF8.self) == String(decoding: b, as: UTF8.self)
+    }
+
+    /// No byte has its high bit set (eight at a time).
+    private static func isASCII(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var i = 0
+        var bits: UInt64 = 0
+        while i + 8 <= bytes.count {
+            bits |= bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            i += 8
+        }
+        while i < bytes.count {
+            bits |= UInt64(bytes[i])
+            i += 1
+        }
+        return bits & 0x8080_8080_8080_8080 == 0
     }
 }
 
