@@ -590,6 +590,8 @@ final class StreamLoop: RebalanceListener {
     /// entries that LMDB already has, one by one (the dictionaries keep their capacity: the next epoch refills).
     private func evictIfNeeded() {
         var excess = chaserCache.count + billingCache.count - settings.hotKeys
+        var evictions = 0
+        defer { if evictions > 0 { metrics.cacheEvictions.increment(by: evictions) } }
         while excess > 0, let oldest = produced.popOldest(persisted: persistedEpoch) {
             let evicted =
                 switch oldest.store {
@@ -598,7 +600,7 @@ final class StreamLoop: RebalanceListener {
                 }
             if evicted {
                 excess -= 1
-                metrics.cacheEvictions.increment()
+                evictions += 1
             }
         }
         // Under the bound nothing is popped: drop the stale entries before the order outgrows the cache.
