@@ -172,10 +172,7 @@ struct AvroBinaryWriter {
     }
 
     mutating func string(_ s: String) {
-        // Borrows the text where it is contiguous (native and small strings): `var s = s` retained it.
-        if s.utf8.withContiguousStorageIfAvailable({ string(utf8: UnsafeRawBufferPointer($0)) }) != nil { return }
-        var s = s
-        s.withUTF8 { string(utf8: UnsafeRawBufferPointer($0)) }
+        withUTF8Bytes(s) { string(utf8: $0) }
     }
 
     /// A string given as its UTF-8 bytes.
@@ -502,8 +499,18 @@ final class FastEventCodec {
     }
 }
 
+/// Runs `body` over the UTF-8 bytes of `text`, borrowed where they are contiguous (native and small strings;
+/// copying the String first retained it).
+func withUTF8Bytes<R>(_ text: String, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+    if let result = text.utf8.withContiguousStorageIfAvailable({ body(UnsafeRawBufferPointer($0)) }) {
+        return result
+    }
+    var text = text
+    return text.withUTF8 { body(UnsafeRawBufferPointer($0)) }
+}
+
 /// Moves an array out of `array`, leaving it empty (appending to the moved array copies nothing).
-private func take(_ array: inout [UInt8]) -> [UInt8] {
+func take(_ array: inout [UInt8]) -> [UInt8] {
     var out: [UInt8] = []
     swap(&out, &array)
     return out

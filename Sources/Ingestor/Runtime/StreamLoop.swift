@@ -374,7 +374,7 @@ final class StreamLoop: RebalanceListener {
             return value
         }
         let stored = key.withBytes { bytes in stores[store].writerGet(partition: key.partition, key: bytes, copy) }
-        return stored ?? (store == .chaser ? folder.emptyChaser : folder.emptyBilling).withUnsafeBytes(copy)
+        return stored ?? folder.empty(store).withUnsafeBytes(copy)
     }
 
     /// A stored aggregate that cannot be read: logged, and the key starts over from the empty aggregate.
@@ -382,7 +382,7 @@ final class StreamLoop: RebalanceListener {
         logger.error(
             "undecodable \(store.name) store value; starting over",
             metadata: ["partition": "\(key.partition)", "error": "\(error)"])
-        return store == .chaser ? folder.emptyChaser : folder.emptyBilling
+        return folder.empty(store)
     }
 
     /// cacheMaxEntries 0: the key's aggregate joins the collecting epoch at once (every update is emitted).

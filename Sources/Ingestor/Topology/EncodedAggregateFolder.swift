@@ -19,6 +19,9 @@ struct EncodedAggregateFolder {
     let emptyChaser: [UInt8]
     let emptyBilling: [UInt8]
 
+    /// The empty aggregate of `store`, encoded.
+    func empty(_ store: StoreKind) -> [UInt8] { store == .chaser ? emptyChaser : emptyBilling }
+
     private var scratch: [UInt8] = []
     private var event: [UInt8] = []
     /// The names of a chaser aggregate, or the payment requests of a billing aggregate (ranges of its payload).
@@ -56,7 +59,7 @@ struct EncodedAggregateFolder {
                 items.removeAll(keepingCapacity: true)
                 try r.array { (item) throws(AvroError) in items.append(try item.stringRange()) }
                 tail = (r.position, try r.long(), try r.optionalLong(), try r.optionalLong(), false)
-                tail.known = Self.withUTF8(chaser.name) { name in
+                tail.known = withUTF8Bytes(chaser.name) { name in
                     items.contains { Self.sameText(UnsafeRawBufferPointer(rebasing: payload[$0]), name) }
                 }
                 guard !tail.known else { return }
@@ -144,7 +147,7 @@ struct EncodedAggregateFolder {
                             w.long(0)
                         }
                     case .paymentRequest(let request):
-                        let known = Self.withUTF8(request.paymentId) { paymentId in
+                        let known = withUTF8Bytes(request.paymentId) { paymentId in
                             ids.contains { Self.sameText(part($0), paymentId) }
                         }
                         if known {
@@ -277,14 +280,6 @@ struct EncodedAggregateFolder {
         try bytes.withUnsafeBytes { raw in Result { () throws(E) -> R in try body(raw) } }.get()
     }
 
-    private static func withUTF8<R>(_ text: String, _ body: (UnsafeRawBufferPointer) -> R) -> R {
-        if let result = text.utf8.withContiguousStorageIfAvailable({ body(UnsafeRawBufferPointer($0)) }) {
-            return result
-        }
-        var text = text
-        return text.withUTF8 { body(UnsafeRawBufferPointer($0)) }
-    }
-
     private static func sameBytes(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
         guard a.count == b.count else { return false }
         guard let x = a.baseAddress, let y = b.baseAddress else { return true }  // both empty
@@ -313,11 +308,4 @@ struct EncodedAggregateFolder {
         }
         return bits & 0x8080_8080_8080_8080 == 0
     }
-}
-
-/// Moves an array out of `array`, leaving it empty (appending to the moved array copies nothing).
-private func take(_ array: inout [UInt8]) -> [UInt8] {
-    var out: [UInt8] = []
-    swap(&out, &array)
-    return out
 }
