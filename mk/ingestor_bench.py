@@ -92,6 +92,22 @@ def thread_cpu(pid: int) -> dict[str, float]:
     return out
 
 
+def thread_switches(pid: int) -> dict[str, int]:
+    """Voluntary context switches per thread name: tens of thousands per run on the stream or commit thread
+    mean it kept blocking on a lock (glibc's malloc arena, shared with another busy thread)."""
+    out: dict[str, int] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            comm = (task / "comm").read_text().strip()
+            status = (task / "status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("voluntary_ctxt_switches:"):
+                out[comm] = out.get(comm, 0) + int(line.split()[1])
+    return out
+
+
 def rss_split_mb(pid: int) -> tuple[float, float]:
     """(anonymous, file-backed) resident MB now: file-backed is mostly LMDB pages and shared libraries."""
     vals = {}
@@ -211,6 +227,7 @@ def run(args, guarantee: str | None) -> dict:
         proc = subprocess.Popen([args.bin, "run", "--config", str(cfg)], stdout=(workdir / "run.log").open("wb"),
                                 stderr=subprocess.STDOUT)
         first = None
+        switches0: dict[str, int] = {}
         profiler = None
         peak_anon = peak_file = 0.0
         last_sample = 0.0
@@ -228,6 +245,7 @@ def run(args, guarantee: str | None) -> dict:
                 first = (time.monotonic(), consumed)
                 cpu0 = cpu_seconds(proc.pid)
                 threads0 = thread_cpu(proc.pid)
+                switches0 = thread_switches(proc.pid)
                 broker0 = cpu_seconds(broker.proc.pid)
                 if args.perf:
                     profiler = subprocess.Popen(
@@ -254,6 +272,8 @@ def run(args, guarantee: str | None) -> dict:
         smaps = format_smaps(smaps_groups(proc.pid)) if args.smaps else ""
         cpu = cpu_seconds(proc.pid) - cpu0 if first else 0.0
         threads = {k: v - threads0.get(k, 0.0) for k, v in thread_cpu(proc.pid).items()} if first else {}
+        switches = ({k: v - switches0.get(k, 0) for k, v in thread_switches(proc.pid).items()
+                     if k in ("stream", "commit")} if first else {})
         broker_cpu = cpu_seconds(broker.proc.pid) - broker0 if first else 0.0
         if profiler:
             profiler.wait(60)
@@ -266,7 +286,8 @@ def run(args, guarantee: str | None) -> dict:
         extra_figures = {"cache_hit_ratio": round(hits / max(hits + misses, 1), 4),
                          "threads_cpu_us_per_event": {k: round(v / max(args.events - first[1], 1) * 1e6, 3)
                                                       for k, v in threads.items() if not k.endswith(" sys")},
-                         "broker_cpu_us_per_event": round(broker_cpu / max(args.events - first[1], 1) * 1e6, 3)}
+                         "broker_cpu_us_per_event": round(broker_cpu / max(args.events - first[1], 1) * 1e6, 3),
+                         "voluntary_switches": switches}
         if args.store_size:
             extra_figures.update(store_size(args.bin, cfg, workdir / "state"))
         rate = (args.events - first[1]) / max(end - first[0], 1e-6)
@@ -280,6 +301,8 @@ def run(args, guarantee: str | None) -> dict:
         busiest = sorted(threads.items(), key=lambda kv: -kv[1])[:6]
         print("  CPU share of wall time: " + ", ".join(f"{name} {sec / wall:.0%}" for name, sec in busiest)
               + f"; tansu {broker_cpu / wall:.0%}; load {os.getloadavg()[0]:.1f}")
+        if switches:
+            print("  voluntary context switches: " + ", ".join(f"{k} {v:,}" for k, v in sorted(switches.items())))
         if commits:
             print(f"  {commits:.0f} commits, {args.events / commits:,.0f} events and "
                   f"{latency / commits * 1e3:.1f} ms from hand-off to local store per commit")

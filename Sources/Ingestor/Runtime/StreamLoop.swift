@@ -296,11 +296,9 @@ final class StreamLoop: RebalanceListener {
         let cacheKey = CacheKey(partition: record.partition, bytes: key)
         let offset = record.offset
         var missed = false
-        // A miss past the bound evicts one entry now, while there are evictable entries: a free next to an
-        // allocation of about the same size, which glibc's per-thread cache serves. Evicting thousands at once after
-        // each commit took the malloc arena's lock per entry while the commit thread, sharing the arena, took it
-        // per produced record (at 10k keys the commit thread's voluntary context switches fell from ~20,000 to
-        // ~700 per run).
+        // A miss past the bound evicts one entry now: a free next to the miss's allocation, which glibc's per-thread
+        // cache can serve. Evicting only in bulk after each commit took the malloc arena's lock per entry, a lock
+        // the commit thread may share (docs/benchmarks.md, "Cost as keys grow, session 10").
         defer { if missed, chaserCache.count + billingCache.count > settings.hotKeys { evictOne() } }
         switch event {
         case .chaser(let chaser):
