@@ -77,16 +77,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_files(pid: int, name: str):
+    """(thread name, text of /proc/<pid>/task/<tid>/<name>) per thread still there."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            yield (task / "comm").read_text().strip(), (task / name).read_text()
+        except OSError:
+            continue
+
+
 def thread_cpu(pid: int) -> dict[str, float]:
     """CPU seconds per thread name (threads of one name summed): shows which thread is the bottleneck."""
     out: dict[str, float] = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            comm = (task / "comm").read_text().strip()
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        hz = os.sysconf("SC_CLK_TCK")
+    hz = os.sysconf("SC_CLK_TCK")
+    for comm, stat in thread_files(pid, "stat"):
+        fields = stat.rsplit(")", 1)[1].split()
         out[comm] = out.get(comm, 0.0) + (int(fields[11]) + int(fields[12])) / hz
         out[comm + " sys"] = out.get(comm + " sys", 0.0) + int(fields[12]) / hz
     return out
@@ -96,12 +101,7 @@ def thread_switches(pid: int) -> dict[str, int]:
     """Voluntary context switches per thread name: tens of thousands per run on the stream or commit thread
     mean it kept blocking on a lock (glibc's malloc arena, shared with another busy thread)."""
     out: dict[str, int] = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            comm = (task / "comm").read_text().strip()
-            status = (task / "status").read_text()
-        except OSError:
-            continue
+    for comm, status in thread_files(pid, "status"):
         for line in status.splitlines():
             if line.startswith("voluntary_ctxt_switches:"):
                 out[comm] = out.get(comm, 0) + int(line.split()[1])

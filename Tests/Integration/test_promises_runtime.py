@@ -94,6 +94,17 @@ def test_cache_evicts_past_hot_keys_and_back_pressures(tansu, pod_factory, binar
     metrics = socket_metrics(pod.socket_path)
     hits, misses = metrics.get("record_cache_hits_total", 0), metrics.get("record_cache_misses_total", 0)
     assert hits + misses == total and misses >= keys, (hits, misses, total)
+    # Between commits, each miss past the bound evicts one clean entry at once (not only after the next commit):
+    # new keys that leave the collecting epoch short of CACHE_MAX raise the evictions with no commit.
+    time.sleep(2)  # the epoch in flight, if any, is applied
+    before = socket_metrics(pod.socket_path)
+    fresh = 50
+    assert (total % CACHE_MAX) + fresh < CACHE_MAX  # one dirty key per record: no commit is forced
+    produce_events(pod, binaries, run_env, [chaser("C", f"n-{i}", 950_000 + i, 30) for i in range(fresh)])
+    wait_until(lambda: socket_metrics(pod.socket_path).get("record_cache_evictions_total", 0)
+               >= before.get("record_cache_evictions_total", 0) + fresh, 60, interval=0.5,
+               what=f"{fresh} evictions by misses between commits")
+    assert socket_metrics(pod.socket_path).get("commits_total") == before.get("commits_total")
     # The last (partial) epoch commits on the graceful stop.
     assert pod.signal("ingestor", wait=30) == 0
     assert_same_state(dump_store(pod, binaries, run_env), rm.expected_aggregates(tansu.bootstrap))

@@ -299,7 +299,7 @@ final class StreamLoop: RebalanceListener {
         // A miss past the bound evicts one entry now: a free next to the miss's allocation, which glibc's per-thread
         // cache can serve. Evicting only in bulk after each commit took the malloc arena's lock per entry, a lock
         // the commit thread may share (docs/benchmarks.md, "Cost as keys grow, session 10").
-        defer { if missed, chaserCache.count + billingCache.count > settings.hotKeys { evictOne() } }
+        defer { if missed, cacheExcess > 0 { evictOne() } }
         switch event {
         case .chaser(let chaser):
             counted.chasers += 1
@@ -601,7 +601,7 @@ final class StreamLoop: RebalanceListener {
     /// Keeps the record cache bounded: once it outgrows `hotKeys`, drops the least recently produced clean
     /// entries that LMDB already has, one by one (the dictionaries keep their capacity: the next epoch refills).
     private func evictIfNeeded() {
-        var excess = chaserCache.count + billingCache.count - settings.hotKeys
+        var excess = cacheExcess
         while excess > 0, evictOne() { excess -= 1 }
         // Under the bound nothing is popped: drop the stale entries before the order outgrows the cache.
         if produced.count > 2 * (chaserCache.count + billingCache.count) + 4_096 {
@@ -613,6 +613,9 @@ final class StreamLoop: RebalanceListener {
             }
         }
     }
+
+    /// Cached entries past `hotKeys` (both stores together).
+    private var cacheExcess: Int { chaserCache.count + billingCache.count - settings.hotKeys }
 
     /// Evicts the least recently produced clean entry that LMDB already has; false when there is none.
     @discardableResult
