@@ -1,4 +1,5 @@
 // Unit tests of the librdkafka wrappers that need no broker: statistics parsing, configuration errors.
+import CRdKafka
 import Testing
 
 @testable import Ingestor
@@ -79,6 +80,22 @@ import Testing
         } catch {
             #expect(error.description.contains("kafka.properties.no.such.property"))
         }
+    }
+
+    @Test func aFenceIsFatalWhateverClassLibrdkafkaGaveIt() {
+        func kind(_ code: Int32, fatal: Bool = false, abort: Bool = false, retry: Bool = false) -> KafkaError.Kind {
+            KafkaError.kind(code: code, fatal: fatal, requiresAbort: abort, retriable: retry)
+        }
+        // What librdkafka returned from send_offsets_to_transaction when tansu fenced one partition.
+        #expect(kind(RD_KAFKA_RESP_ERR__FENCED.rawValue, abort: true) == .fatal)
+        #expect(kind(RD_KAFKA_RESP_ERR_PRODUCER_FENCED.rawValue, retry: true) == .fatal)
+        #expect(kind(RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH.rawValue) == .fatal)
+        #expect(KafkaError(code: RD_KAFKA_RESP_ERR__FENCED, operation: "x").message.contains("fenced by a newer"))
+        // Anything else keeps librdkafka's class, fatal first.
+        #expect(kind(RD_KAFKA_RESP_ERR__TIMED_OUT.rawValue, fatal: true, abort: true) == .fatal)
+        #expect(kind(RD_KAFKA_RESP_ERR__TIMED_OUT.rawValue, abort: true, retry: true) == .abortable)
+        #expect(kind(RD_KAFKA_RESP_ERR__TIMED_OUT.rawValue, retry: true) == .retriable)
+        #expect(kind(RD_KAFKA_RESP_ERR__STATE.rawValue) == .other)
     }
 
     @Test func libraryVersionIsReported() {

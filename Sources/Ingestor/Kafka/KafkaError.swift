@@ -41,16 +41,28 @@ package struct KafkaError: Error, CustomStringConvertible, Sendable {
         code = rd_kafka_error_code(error).rawValue
         name = rd_kafka_error_name(error).map { String(cString: $0) } ?? "unknown"
         message = rd_kafka_error_string(error).map { String(cString: $0) } ?? ""
-        if rd_kafka_error_is_fatal(error) != 0 {
-            kind = .fatal
-        } else if rd_kafka_error_txn_requires_abort(error) != 0 {
-            kind = .abortable
-        } else if rd_kafka_error_is_retriable(error) != 0 {
-            kind = .retriable
-        } else {
-            kind = .other
-        }
+        kind = Self.kind(
+            code: code, fatal: rd_kafka_error_is_fatal(error) != 0,
+            requiresAbort: rd_kafka_error_txn_requires_abort(error) != 0,
+            retriable: rd_kafka_error_is_retriable(error) != 0)
         self.operation = operation
+    }
+
+    /// librdkafka's own class, except that fencing is always fatal: librdkafka can report a fence (tansu sends
+    /// PRODUCER_FENCED per partition of a TxnOffsetCommit) as merely abortable, but a fenced transactional.id
+    /// never works again in this process, and aborting and going on would wait forever for a commit that
+    /// cannot happen. The restart gets a new epoch (or stays fenced while the newer instance lives).
+    static func kind(code: Int32, fatal: Bool, requiresAbort: Bool, retriable: Bool) -> Kind {
+        if fatal || Self.isFence(code) { return .fatal }
+        if requiresAbort { return .abortable }
+        if retriable { return .retriable }
+        return .other
+    }
+
+    /// The fence codes: librdkafka's local one and the broker's two (it maps both to the local one).
+    static func isFence(_ code: Int32) -> Bool {
+        code == RD_KAFKA_RESP_ERR__FENCED.rawValue || code == RD_KAFKA_RESP_ERR_PRODUCER_FENCED.rawValue
+            || code == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH.rawValue
     }
 
     init(code err: rd_kafka_resp_err_t, operation: String, kind: Kind = .other) {

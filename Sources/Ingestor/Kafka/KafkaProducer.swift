@@ -176,9 +176,9 @@ package final class KafkaProducer: @unchecked Sendable {
     /// A failed produce, classified as librdkafka documents it.
     private static func produceError(_ err: rd_kafka_resp_err_t, topic: String) -> KafkaError {
         var kind = KafkaError.Kind.other
-        if err == RD_KAFKA_RESP_ERR__FATAL {
+        if err == RD_KAFKA_RESP_ERR__FATAL || KafkaError.isFence(err.rawValue) {
             kind = .fatal
-        } else if err == RD_KAFKA_RESP_ERR__STATE || err == RD_KAFKA_RESP_ERR__FENCED {
+        } else if err == RD_KAFKA_RESP_ERR__STATE {
             kind = .abortable
         }
         return KafkaError(code: err, operation: "produce \(topic)", kind: kind)
