@@ -83,6 +83,24 @@ import Testing
         #expect(order.popOldest(persisted: 10)?.key == keys[9_000])
     }
 
+    @Test func spareBuffersComeBackEmptyWithTheirCapacityPerStoreAndBounded() {
+        var spare = SpareBuffers(limit: 2, largest: 256)
+        #expect(spare.take(.chaser).capacity == 0)  // none kept yet: a fresh empty array
+        var big = [UInt8](repeating: 7, count: 100)
+        big.reserveCapacity(200)
+        let capacity = big.capacity
+        spare.give(.chaser, big)
+        #expect(spare.take(.billing).capacity == 0)  // another store's buffer is not handed out
+        let reused = spare.take(.chaser)
+        #expect(reused.isEmpty && reused.capacity == capacity)
+        spare.give(.billing, [UInt8](repeating: 1, count: 300))  // past `largest`: freed, not kept
+        #expect(spare.count == 0)
+        for _ in 0..<3 { spare.give(.billing, [1, 2, 3]) }
+        #expect(spare.count == 2)  // the limit holds
+        _ = spare.take(.billing)
+        #expect(spare.count == 1)
+    }
+
     @Test func cacheKeyHashesSpreadAndFollowTheSeed() {
         let long = String(repeating: "k", count: 40)
         let keys =

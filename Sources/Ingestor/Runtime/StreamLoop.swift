@@ -68,6 +68,8 @@ final class StreamLoop: RebalanceListener {
     private var billingCache: [CacheKey: CachedAggregate] = [:]
     /// Produced keys, oldest first: what eviction takes.
     private var produced = ProductionOrder()
+    /// Evicted aggregates' buffers for the next misses: at most what one commit's eviction frees.
+    private var spare: SpareBuffers
     /// How many cached entries changed since the last commit produced them (their `dirty` flag is set): the
     /// commit finds them by scanning the dictionaries, which costs no hashing per key.
     private var chaserDirty = 0
@@ -109,6 +111,7 @@ final class StreamLoop: RebalanceListener {
         self.dlqPartitions = dlqPartitions
         self.logger = logger
         broker = BrokerLink(registry: registry, metrics: metrics, logger: logger)
+        spare = SpareBuffers(limit: settings.epochBound)
         restorer = try ChangelogRestorer(
             properties: settings.restoreProperties, stores: stores, topics: settings.changelogTopics,
             metrics: metrics, logger: logger)
@@ -245,7 +248,7 @@ final class StreamLoop: RebalanceListener {
     }
 
     /// The collecting epoch holds as much as one epoch may: dirty keys plus what it already took (every update
-    /// when cacheMaxEntries is 0, dead letters), bounded by cacheMaxEntries (10,000 when it is 0). Past this the
+    /// when cacheMaxEntries is 0, dead letters), bounded by `settings.epochBound`. Past this the
     /// stream thread commits, waiting for the commit thread if it must: back-pressure instead of growth.
     private var cacheFull: Bool { cacheRoom == 0 }
 
@@ -255,7 +258,7 @@ final class StreamLoop: RebalanceListener {
         let waiting =
             chaserDirty + billingDirty + collecting.chaser.count + collecting.billing.count
             + collecting.deadLetters.count
-        return max(0, (settings.cacheMaxEntries > 0 ? settings.cacheMaxEntries : 10_000) - waiting)
+        return max(0, settings.epochBound - waiting)
     }
 
     private func handle(_ event: ConsumerEvent) throws {
@@ -296,9 +299,8 @@ final class StreamLoop: RebalanceListener {
         let cacheKey = CacheKey(partition: record.partition, bytes: key)
         let offset = record.offset
         var missed = false
-        // A miss past the bound evicts one entry now: a free next to the miss's allocation, which glibc's per-thread
-        // cache can serve. Evicting only in bulk after each commit took the malloc arena's lock per entry, a lock
-        // the commit thread may share (docs/benchmarks.md, "Cost as keys grow, session 10").
+        // A miss past the bound evicts one entry now, whose buffer the next miss takes, instead of waiting for the
+        // bulk eviction after the next commit.
         defer { if missed, cacheExcess > 0 { evictOne() } }
         switch event {
         case .chaser(let chaser):
@@ -379,8 +381,9 @@ final class StreamLoop: RebalanceListener {
     /// follow seldom reallocate it.
     private func load(_ store: StoreKind, _ key: CacheKey) -> [UInt8] {
         counted.misses += 1
+        var value = spare.take(store)
         func copy(_ raw: UnsafeRawBufferPointer) -> [UInt8] {
-            var value: [UInt8] = []
+            value.removeAll(keepingCapacity: true)
             value.reserveCapacity(raw.count + (store == .chaser ? 32 : 160))
             value.append(contentsOf: raw)
             return value
@@ -626,7 +629,8 @@ final class StreamLoop: RebalanceListener {
                 case .chaser: Self.evict(&chaserCache, oldest)
                 case .billing: Self.evict(&billingCache, oldest)
                 }
-            if evicted {
+            if let buffer = evicted {
+                spare.give(oldest.store, buffer)
                 counted.evictions += 1
                 return true
             }
@@ -634,13 +638,12 @@ final class StreamLoop: RebalanceListener {
         return false
     }
 
-    /// Removes `entry`'s key if the cache still holds the clean value that entry produced.
+    /// Removes `entry`'s key if the cache still holds the clean value that entry produced; returns its buffer.
     private static func evict(_ cache: inout [CacheKey: CachedAggregate], _ entry: ProductionOrder.Entry)
-        -> Bool
+        -> [UInt8]?
     {
-        guard let i = cache.index(forKey: entry.key), cache.values[i].isClean(since: entry.epoch) else { return false }
-        cache.remove(at: i)
-        return true
+        guard let i = cache.index(forKey: entry.key), cache.values[i].isClean(since: entry.epoch) else { return nil }
+        return cache.remove(at: i).value.encoded
     }
 
     /// Forgets cached aggregates of partitions leaving this member (another member may change them).

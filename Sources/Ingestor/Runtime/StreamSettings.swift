@@ -10,6 +10,9 @@ struct StreamSettings: Sendable {
     var exactlyOnce: Bool
     var commitIntervalMs: Int
     var cacheMaxEntries: Int
+    /// The most entries one epoch collects before the stream thread commits: cacheMaxEntries, or 10,000 when
+    /// it is 0 (every update is emitted, but an epoch still ends).
+    var epochBound: Int { cacheMaxEntries > 0 ? cacheMaxEntries : 10_000 }
     /// Bound of the record cache's clean entries (decoded aggregates kept across commits for hot keys). 8,192:
     /// ~30 MB less anon memory than 32,768 for no measurable loss since a miss costs an LMDB read plus the
     /// hand-written Avro decode (docs/benchmarks.md, throughput pass 2).
