@@ -381,9 +381,8 @@ final class StreamLoop: RebalanceListener {
     /// follow seldom reallocate it.
     private func load(_ store: StoreKind, _ key: CacheKey) -> [UInt8] {
         counted.misses += 1
-        var value = spare.take(store)
+        var value = spare.take(store)  // empty: an evicted entry's buffer, or a new one
         func copy(_ raw: UnsafeRawBufferPointer) -> [UInt8] {
-            value.removeAll(keepingCapacity: true)
             value.reserveCapacity(raw.count + (store == .chaser ? 32 : 160))
             value.append(contentsOf: raw)
             return value
