@@ -40,6 +40,9 @@ def run_environment() -> dict[str, str]:
 
 
 def bin_dir() -> Path:
+    # K8S_MICRO_BIN_DIR runs the suite on other builds (a sanitizer's, a release's).
+    if os.environ.get("K8S_MICRO_BIN_DIR"):
+        return Path(os.environ["K8S_MICRO_BIN_DIR"])
     out = subprocess.run(["swift", "build", "--show-bin-path"], cwd=ROOT, capture_output=True, text=True)
     return Path(out.stdout.strip()) if out.returncode == 0 else ROOT / ".build" / "debug"
 
@@ -225,17 +228,32 @@ class Pod:
     def signal(self, name: str, sig: int = signal.SIGTERM, wait: float = 15) -> int | None:
         proc = self.procs.get(name)
         if proc is None or proc.poll() is not None:
-            return proc.returncode if proc else None
+            return self._reported(name, proc.returncode) if proc else None
         proc.send_signal(sig)
         try:
-            return proc.wait(wait)
+            return self._reported(name, proc.wait(wait))
         except subprocess.TimeoutExpired:
             proc.kill()
             return proc.wait()
 
+    def crashes(self) -> list[str]:
+        """Processes that died of a crash signal (SIGSEGV, SIGABRT, a Swift trap...), never one a test sends."""
+        return [f"{name} died of {signal.Signals(-p.returncode).name}" for name, p in self.procs.items()
+                if p.returncode is not None and -p.returncode in CRASH_SIGNALS]
+
+    def _reported(self, name: str, rc: int) -> int:
+        # A crash's backtrace (Swift's runtime prints one to stderr) is in the log: show it with the failure.
+        if -rc in CRASH_SIGNALS:
+            print(f"{name} died of {signal.Signals(-rc).name}\n{self.logs_tail(120)}")
+        return rc
+
     def stop(self) -> None:
         for name in ("gateway", "ingestor"):
             self.signal(name, signal.SIGTERM)
+
+
+# What a crash ends with (a Swift trap raises SIGILL or SIGTRAP); tests send SIGTERM, SIGKILL, SIGSTOP/SIGCONT.
+CRASH_SIGNALS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGILL, signal.SIGTRAP, signal.SIGFPE}
 
 
 def new_pod(binaries: Binaries, run_env: dict[str, str], tansu: Tansu, workdir: Path, name: str,
@@ -272,3 +290,5 @@ def pod_factory(binaries: Binaries, run_env: dict[str, str], tmp_path: Path):
     yield make
     for pod in pods:
         pod.stop()
+    crashed = [c for pod in pods for c in pod.crashes()]
+    assert not crashed, f"a process crashed: {crashed}"

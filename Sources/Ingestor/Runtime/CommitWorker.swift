@@ -78,6 +78,8 @@ final class CommitWorker: @unchecked Sendable {
     /// (output, changelog) topic handles by `StoreKind.rawValue`.
     private let topics: [(ProducerTopic, ProducerTopic)]
     private var transactionOpen = false
+    /// Set once by `start` (stream thread), before any job.
+    private var thread: JoinableThread?
     /// Set by the stream thread to make a retrying job give up (shutdown with the broker away).
     private let cancelled = Atomic<Bool>(false)
     /// When the librdkafka call running now started (nil between calls): read by the stream thread, because
@@ -113,9 +115,18 @@ final class CommitWorker: @unchecked Sendable {
                 try producer.initTransactions(timeoutMs: 30_000)
             }
         }
-        guard OSThread.spawn(name: "commit", { [self] in loop() }) else {
+        guard let thread = OSThread.start(name: "commit", { [self] in loop() }) else {
             throw KafkaError(config: "cannot start the commit thread")
         }
+        self.thread = thread
+    }
+
+    /// Ends the commit thread and waits for it, so the producer and the consumer are destroyed by the stream
+    /// thread that drops the worker, before the process exits, never by a thread the exit races with. Only
+    /// when no job runs: a job stuck in librdkafka would keep the caller here.
+    func stopAndJoin() {
+        submit(.stop)
+        thread?.join()
     }
 
     // MARK: stream thread side

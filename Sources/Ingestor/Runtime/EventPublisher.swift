@@ -16,11 +16,12 @@ final class EventPublisher: Sendable {
         let pending = Mutex<[UInt: Completion]>([:])
         let nextTag = Atomic<UInt>(1)
         let running = Atomic<Bool>(true)
-        let stopped = Atomic<Bool>(false)
     }
 
     private let producer: KafkaProducer
     private let state = State()
+    /// Serves delivery reports; nil only if the thread could not be created.
+    private let pollThread: JoinableThread?
     let topic: String
 
     init(properties: [String: String], topic: String, logger: Logger) throws(KafkaError) {
@@ -43,10 +44,9 @@ final class EventPublisher: Sendable {
         }
         self.topic = topic
         let producer = self.producer
-        _ = OSThread.spawn(name: "publisher") {
+        pollThread = OSThread.start(name: "publisher") {
             while state.running.load(ordering: .relaxed) { producer.poll(timeoutMs: 100) }
             try? producer.flush(timeoutMs: 5_000)
-            state.stopped.store(true, ordering: .releasing)
         }
     }
 
@@ -63,12 +63,11 @@ final class EventPublisher: Sendable {
         }
     }
 
-    /// Stops the poll thread after flushing outstanding records (waits up to ~6 s).
+    /// Stops the poll thread after flushing outstanding records (bounded by the flush's 5 s) and waits for
+    /// it: the thread's hold on the producer is gone, so its owner's release destroys it, before the exit.
     func close() {
         state.running.store(false, ordering: .relaxed)
-        for _ in 0..<60 where !state.stopped.load(ordering: .acquiring) {
-            usleepMs(100)
-        }
+        pollThread?.join()
     }
 }
 

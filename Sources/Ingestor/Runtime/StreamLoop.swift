@@ -239,10 +239,14 @@ final class StreamLoop: RebalanceListener {
             for job in [CommitWorker.Job.abort, .flush] {
                 worker.submit(job)
                 jobStarted = clock.now
-                if case .timedOut = (try? awaitWorker(limit: .seconds(3))) ?? .timedOut { break }
+                if case .timedOut = (try? awaitWorker(limit: .seconds(3))) ?? .timedOut {
+                    abandoned = true
+                    break
+                }
             }
         }
-        worker?.submit(.stop)
+        // A job still running may be stuck in librdkafka: then the exit ends the commit thread.
+        if abandoned { worker?.submit(.stop) } else { worker?.stopAndJoin() }
         stores.syncAll()
         logger.info("stream thread stopped")
     }
