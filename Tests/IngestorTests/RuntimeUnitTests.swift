@@ -31,12 +31,16 @@ import Testing
         // No re-bootstrap when the one broker restarts (it lost the group coordinator's handle for good).
         #expect(s.producerProperties["metadata.recovery.strategy"] == "none")
         #expect(s.consumerProperties["metadata.recovery.strategy"] == "none")
+        // The routing thread's clients too: re-bootstrapping, they reconnected every few ms with the broker down.
+        #expect(s.routingProperties["metadata.recovery.strategy"] == "none")
+        #expect(s.routingProperties["client.id"] == "k8s-micro-local-routing")
         // Requests time out within the call's own timeout; a call counts as stuck only past both, plus 5 s.
         #expect(s.producerProperties["socket.timeout.ms"] == "10000")
         #expect(s.callStuckAfter == .seconds(25))
         config.kafka.properties = ["metadata.recovery.strategy": "rebootstrap", "socket.timeout.ms": "30000"]
         let given = StreamSettings(config: config)
         #expect(given.producerProperties["metadata.recovery.strategy"] == "rebootstrap")
+        #expect(given.routingProperties["metadata.recovery.strategy"] == "rebootstrap")
         #expect(given.producerProperties["socket.timeout.ms"] == "30000")
         #expect(given.callStuckAfter == .seconds(45))
     }

@@ -41,14 +41,10 @@ struct RunCommand: AsyncParsableCommand {
         let publisher = try EventPublisher(
             properties: StreamSettings.producerOnly(settings.producerProperties), topic: config.kafka.inputTopic,
             logger: Logger(label: "k8s-micro.ingestor.publish"))
-        var routingProps = ["bootstrap.servers": config.kafka.bootstrapServers]
-        routingProps.merge(config.kafka.properties) { _, user in user }
-        routingProps["client.id"] =
-            routingProps["client.id"] ?? "\(config.kafka.applicationId)-\(config.pod.name)-routing"
         let routing = RoutingService(
             settings: .init(
                 member: "\(config.pod.name)", endpoint: config.gateway.endpoint(pod: config.pod),
-                topic: config.kafka.routingTopic, kafkaProperties: routingProps),
+                topic: config.kafka.routingTopic, kafkaProperties: settings.routingProperties),
             registry: registry)
         let handler = StoreQueryHandler(
             stores: stores, registry: registry, codec: try codecs.make(), publisher: publisher,

@@ -38,6 +38,8 @@ struct StreamSettings: Sendable {
     var producerProperties: [String: String]
     var restoreProperties: [String: String]
     var adminProperties: [String: String]
+    /// The routing thread's clients (it derives its producer's and reader's own keys from these).
+    var routingProperties: [String: String]
 
     init(config: AppConfig) {
         let k = config.kafka
@@ -111,6 +113,12 @@ struct StreamSettings: Sendable {
         var admin = Self.producerOnly(base)
         admin["client.id"] = "\(client)-admin"
         adminProperties = admin
+        // The routing thread's producer and reader start from the same base: built from the bootstrap address
+        // alone, they re-bootstrapped whenever the broker was down and reconnected every few milliseconds
+        // (546 librdkafka log lines in 5 s against 11 with this base).
+        var routing = base
+        routing["client.id"] = routing["client.id"] ?? "\(client)-routing"
+        routingProperties = routing
     }
 }
 
