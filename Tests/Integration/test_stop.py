@@ -22,6 +22,13 @@ from doc_examples import section
 MARK = "K8S_MICRO_STOP_TEST"
 
 
+def _terminal_signals() -> None:
+    # A shell's foreground job gets Ctrl-C's default disposition, even when this suite was started in the
+    # background (which ignores SIGINT and SIGQUIT for it and, through it, for bash, which then cannot trap them).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
 class Script:
     """A front-door script started like a user starts it (its own session, as a shell gives a foreground job)."""
 
@@ -40,7 +47,7 @@ class Script:
         environment[MARK] = self.marker
         self.proc = subprocess.Popen(
             command, cwd=ROOT, env=environment, stdout=self.output.open("wb"), stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_terminal_signals,
         )
 
     @property
