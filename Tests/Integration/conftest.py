@@ -238,13 +238,12 @@ class Pod:
 
     def crashes(self) -> list[str]:
         """Processes that died of a crash signal (SIGSEGV, SIGABRT, a Swift trap...), never one a test sends."""
-        return [f"{name} died of {signal.Signals(-p.returncode).name}" for name, p in self.procs.items()
-                if p.returncode is not None and -p.returncode in CRASH_SIGNALS]
+        return [c for name, p in self.procs.items() if p.returncode is not None and (c := crash(name, p.returncode))]
 
     def _reported(self, name: str, rc: int) -> int:
         # A crash's backtrace (Swift's runtime prints one to stderr) is in the log: show it with the failure.
-        if -rc in CRASH_SIGNALS:
-            print(f"{name} died of {signal.Signals(-rc).name}\n{self.logs_tail(120)}")
+        if c := crash(name, rc):
+            print(f"{c}\n{self.logs_tail(120)}")
         return rc
 
     def stop(self) -> None:
@@ -254,6 +253,11 @@ class Pod:
 
 # What a crash ends with (a Swift trap raises SIGILL or SIGTRAP); tests send SIGTERM, SIGKILL, SIGSTOP/SIGCONT.
 CRASH_SIGNALS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGILL, signal.SIGTRAP, signal.SIGFPE}
+
+
+def crash(name: str, rc: int) -> str | None:
+    """"NAME died of SIGNAL" when the exit status `rc` is a crash signal's."""
+    return f"{name} died of {signal.Signals(-rc).name}" if -rc in CRASH_SIGNALS else None
 
 
 def new_pod(binaries: Binaries, run_env: dict[str, str], tansu: Tansu, workdir: Path, name: str,

@@ -106,7 +106,7 @@ def test_started_while_broker_down_becomes_exact(durable_tansu, pod_factory):
     figure("sigterm_exit_seconds_broker_down_at_start", round(seconds, 2))
     assert code == 0, pod.logs_tail(30)
     # Every client backs off while the broker is down: the routing clients, made from the bootstrap address
-    # alone, re-bootstrapped and reconnected every few ms (~870 librdkafka log lines in these 8 s; now ~11).
+    # alone, re-bootstrapped and reconnected every few ms (408 librdkafka log lines in these 8 s; now 8).
     routing_lines = [line for line in pod.log_path("ingestor").read_text(errors="replace").splitlines()
                      if line.startswith("%") and "-routing#" in line]
     figure("routing_client_log_lines_8s_broker_down", len(routing_lines))
