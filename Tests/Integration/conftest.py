@@ -47,10 +47,19 @@ def bin_dir() -> Path:
     return Path(out.stdout.strip()) if out.returncode == 0 else ROOT / ".build" / "debug"
 
 
+_handed_out: set[tuple[str, int]] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A port free now and never handed out before in this run: the kernel may give the same ephemeral port to
+    two binds in a row once the first is closed (a gateway got one port for gateway.port and healthPort)."""
+    while True:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if (host, port) not in _handed_out:
+            _handed_out.add((host, port))
+            return port
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):

@@ -20,14 +20,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from conftest import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 OPENAPI = ROOT / "openapi" / "openapi.json"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(predicate, timeout: float, what: str):
@@ -45,8 +41,8 @@ def _wait(predicate, timeout: float, what: str):
 
 class Gateway:
     def __init__(self, binary: Path, workdir: Path, env: dict[str, str], *extra: str):
-        self.port = _free_port()
-        self.health_port = _free_port()
+        self.port = free_port()
+        self.health_port = free_port()
         self.socket_path = str(workdir / "ingestor.sock")
         self.log = workdir / f"gateway-{self.port}.log"
         cmd = [
