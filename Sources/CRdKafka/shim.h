@@ -42,9 +42,8 @@ static inline rd_kafka_resp_err_t k8s_rdk_produce_rkt(rd_kafka_t *rk, rd_kafka_t
                              RD_KAFKA_V_VALUE(value, vallen), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
 }
 
-/* glibc gives every thread that meets a locked arena a new malloc arena (up to 8 per core), each keeping its
-   freed memory: librdkafka's broker threads then hold tens of MB. Bounding the count caps that (measured in
-   docs/benchmarks.md). mallopt is not in Swift's Glibc module, hence this wrapper. */
+/* Sets glibc's cap on malloc arenas (MallocTuning says which and why); mallopt is not in Swift's Glibc module,
+   hence this wrapper. */
 static inline int k8s_malloc_arena_max(int arenas) {
 #ifdef M_ARENA_MAX
     return mallopt(M_ARENA_MAX, arenas);

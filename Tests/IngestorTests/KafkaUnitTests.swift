@@ -7,7 +7,7 @@ import Testing
 @Suite struct KafkaUnitTests {
     @Test func mallocTuningYieldsToWhatTheEnvironmentSets() {
         func tuning(_ env: [String: String]) -> MallocTuning { MallocTuning(environment: { env[$0] }) }
-        #expect(tuning([:]).arenaMax == 2)
+        #expect(tuning([:]).arenaMax == MallocTuning.arenasForEveryThread)
         #expect(tuning([:]).unmapFromBytes == 128 * 1_024)
         #expect(tuning(["MALLOC_ARENA_MAX": "8"]).arenaMax == nil)
         #expect(tuning(["MALLOC_ARENA_MAX": "8"]).unmapFromBytes == 128 * 1_024)
@@ -19,7 +19,7 @@ import Testing
                 == nil)
         // Other tunables leave the threshold to the ingestor.
         #expect(tuning(["GLIBC_TUNABLES": "glibc.malloc.tcache_count=0"]).unmapFromBytes == 128 * 1_024)
-        #expect(tuning(["GLIBC_TUNABLES": "glibc.malloc.tcache_count=0"]).arenaMax == 2)
+        #expect(tuning(["GLIBC_TUNABLES": "glibc.malloc.tcache_count=0"]).arenaMax == MallocTuning.arenasForEveryThread)
     }
 
     @Test func statisticsYieldLagPerPartitionAndZeroForUnfetchedOnes() {
