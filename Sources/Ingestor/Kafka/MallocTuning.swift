@@ -5,7 +5,7 @@ struct MallocTuning {
     /// Enough malloc arenas for one per thread (the ingestor runs about 32 with librdkafka's; glibc's default is
     /// 8 per core). Threads that share an arena share its lock: with a cap of 2, the commit thread's produces
     /// and the consumer's fetch thread (one allocation per consumed record, freed by the stream thread) met on
-    /// one lock in some benchmark runs (3 of 22 in an afternoon), each 20-40% slower (docs/benchmarks.md).
+    /// one lock in some benchmark runs (4 of 21 in an afternoon), each 20-40% slower (docs/benchmarks.md).
     /// Freed memory stays with each arena, but the periodic `malloc_trim` hands it back. Nil when
     /// `MALLOC_ARENA_MAX` or `glibc.malloc.arena_max` in `GLIBC_TUNABLES` is set.
     var arenaMax: Int?
