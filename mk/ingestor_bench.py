@@ -249,7 +249,8 @@ def run(args, guarantee: str | None) -> dict:
                 broker0 = cpu_seconds(broker.proc.pid)
                 if args.perf:
                     profiler = subprocess.Popen(
-                        ["perf", "record", "-F", "499", "-g", "--call-graph", "dwarf,16384", "-p", str(proc.pid),
+                        ["perf", "record", *(["-e", args.perf_event] if args.perf_event else ["-F", "499"]),
+                         "-g", "--call-graph", "dwarf,16384", "-p", str(proc.pid),
                          "-o", args.perf, "--", "sleep", str(args.perf_seconds)],
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             if time.monotonic() - last_sample >= 0.5:
@@ -332,6 +333,8 @@ def main() -> int:
     p.add_argument("--perf", metavar="FILE", help="perf record (dwarf call graphs) the ingestor into FILE once it "
                    "consumes (the profile itself slows the run: take its rate with a grain of salt)")
     p.add_argument("--perf-seconds", type=float, default=4.0)
+    p.add_argument("--perf-event", metavar="EVENT", help="perf event to record instead of CPU samples, e.g. "
+                   "sched:sched_switch for where threads block (off-CPU stacks)")
     p.add_argument("--store-size", action="store_true", help="after each run, count the stored keys and LMDB's used "
                    "bytes (adds a store dump per run)")
     p.add_argument("--json", metavar="FILE", help="also write the figures (and memory over each run) to FILE")
