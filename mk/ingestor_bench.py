@@ -77,6 +77,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_jiffies() -> tuple[int, int, int]:
+    """The whole machine's CPU time so far, from /proc/stat: (total, idle + iowait, steal) in clock ticks."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return sum(fields), fields[3] + fields[4], fields[7]
+
+
+def machine_shares(before: tuple[int, int, int], after: tuple[int, int, int]) -> tuple[float, float]:
+    """Idle and steal shares of all CPUs between two `machine_jiffies` readings. Idle is what no process used
+    (the stages of the pipeline all waited at once); steal is time the hypervisor gave another guest."""
+    total = max(after[0] - before[0], 1)
+    return (after[1] - before[1]) / total, (after[2] - before[2]) / total
+
+
 def thread_files(pid: int, name: str):
     """(thread name, text of /proc/<pid>/task/<tid>/<name>) per thread still there."""
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -247,6 +260,7 @@ def run(args, guarantee: str | None) -> dict:
                 threads0 = thread_cpu(proc.pid)
                 switches0 = thread_switches(proc.pid)
                 broker0 = cpu_seconds(broker.proc.pid)
+                machine0 = machine_jiffies()
                 if args.perf:
                     profiler = subprocess.Popen(
                         ["perf", "record", *(["-e", args.perf_event] if args.perf_event else ["-F", "499"]),
@@ -261,6 +275,7 @@ def run(args, guarantee: str | None) -> dict:
             if consumed >= args.events:
                 break
         end = time.monotonic()
+        machine1 = machine_jiffies()
         try:
             final = metrics(str(workdir / "ingestor.sock"))
         except OSError:
@@ -289,6 +304,8 @@ def run(args, guarantee: str | None) -> dict:
                                                       for k, v in threads.items() if not k.endswith(" sys")},
                          "broker_cpu_us_per_event": round(broker_cpu / max(args.events - first[1], 1) * 1e6, 3),
                          "voluntary_switches": switches}
+        idle, steal = machine_shares(machine0, machine1)
+        extra_figures.update(machine_idle=round(idle, 4), machine_steal=round(steal, 4))
         if args.store_size:
             extra_figures.update(store_size(args.bin, cfg, workdir / "state"))
         rate = (args.events - first[1]) / max(end - first[0], 1e-6)
@@ -301,7 +318,8 @@ def run(args, guarantee: str | None) -> dict:
         wall = max(end - first[0], 1e-6)
         busiest = sorted(threads.items(), key=lambda kv: -kv[1])[:6]
         print("  CPU share of wall time: " + ", ".join(f"{name} {sec / wall:.0%}" for name, sec in busiest)
-              + f"; tansu {broker_cpu / wall:.0%}; load {os.getloadavg()[0]:.1f}")
+              + f"; tansu {broker_cpu / wall:.0%}; machine idle {idle:.0%}, steal {steal:.0%}; "
+              f"load {os.getloadavg()[0]:.1f}")
         if switches:
             print("  voluntary context switches: " + ", ".join(f"{k} {v:,}" for k, v in sorted(switches.items())))
         if commits:

@@ -5,9 +5,10 @@ For each key count (10k, 100k, 1M by default, with enough events that each chase
 the same steps as mk/ingestor_bench.py: a fresh tansu per run, the raw consume ceiling (same librdkafka, no
 processing), then at_least_once and exactly_once_v2. Per run: events/s, CPU µs per event over all ingestor
 threads (and per thread), anonymous memory peak apart from the file-backed (mapped LMDB) peak, LMDB bytes used
-per stored key, the record cache's hit ratio, and the commit thread's voluntary context switches in thousands
-(`vcs k`: tens of thousands mean it kept blocking on a lock shared with the stream thread, a slow run). Prints one
-table; `--json` writes every figure.
+per stored key, the record cache's hit ratio, the machine's idle and steal shares while the run consumed (`idle`:
+no process had work, the pipeline's stages all waited at once; `steal`: the hypervisor ran another guest), and the
+commit thread's voluntary context switches in thousands (`vcs k`: tens of thousands mean it kept blocking on a
+lock shared with the stream thread, a slow run). Prints one table; `--json` writes every figure.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def print_table(runs: list[dict]) -> None:
     base = {r["guarantee"]: r.get("events_per_s", 0.0) for r in runs if r["keys"] == first_keys}
     print()
     print(f"{'keys':>9} {'events':>10} {'guarantee':<16} {'events/s':>9} {'%raw':>5} {'%first':>6} {'us/ev':>6} "
-          f"{'anon MB':>7} {'file MB':>7} {'B/key':>6} {'hit':>5} {'load':>5} {'vcs k':>6}")
+          f"{'anon MB':>7} {'file MB':>7} {'B/key':>6} {'hit':>5} {'idle':>5} {'steal':>5} {'vcs k':>6}")
     for r in runs:
         rate = r.get("events_per_s", 0.0)
         if r["guarantee"] == "ceiling":
@@ -83,7 +84,7 @@ def print_table(runs: list[dict]) -> None:
         print(f"{r['keys']:>9,} {r['events']:>10,} {r['guarantee']:<16} {rate:>9,.0f} "
               f"{rate / raw if raw else 0:>5.0%} {rate / first if first else 0:>6.0%} "
               f"{r.get('cpu_us_per_event', 0):>6.2f} {r.get('peak_anon_mb', 0):>7.1f} {r.get('peak_file_mb', 0):>7.1f} "
-              f"{per_key:>6.0f} {r.get('cache_hit_ratio', 0):>5.0%} {r.get('load', 0):>5.1f} "
+              f"{per_key:>6.0f} {r.get('cache_hit_ratio', 0):>5.0%} {r.get('machine_idle', 0):>5.0%} {r.get('machine_steal', 0):>5.0%} "
               f"{r.get('voluntary_switches', {}).get('commit', 0) / 1000:>6.1f}")
 
 
