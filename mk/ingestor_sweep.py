@@ -65,6 +65,11 @@ def main() -> int:
     return 0
 
 
+def share(run: dict, key: str) -> str:
+    """A 0-1 figure of `run` as a 5-wide percentage, or a dash when the run has none (sweeps before it existed)."""
+    return f"{run[key]:>5.0%}" if key in run else f"{'-':>5}"
+
+
 def print_table(runs: list[dict]) -> None:
     ceiling = {r["keys"]: r.get("events_per_s", 0.0) for r in runs if r["guarantee"] == "ceiling"}
     first_keys = min((r["keys"] for r in runs), default=0)
@@ -84,7 +89,7 @@ def print_table(runs: list[dict]) -> None:
         print(f"{r['keys']:>9,} {r['events']:>10,} {r['guarantee']:<16} {rate:>9,.0f} "
               f"{rate / raw if raw else 0:>5.0%} {rate / first if first else 0:>6.0%} "
               f"{r.get('cpu_us_per_event', 0):>6.2f} {r.get('peak_anon_mb', 0):>7.1f} {r.get('peak_file_mb', 0):>7.1f} "
-              f"{per_key:>6.0f} {r.get('cache_hit_ratio', 0):>5.0%} {r.get('machine_idle', 0):>5.0%} {r.get('machine_steal', 0):>5.0%} "
+              f"{per_key:>6.0f} {r.get('cache_hit_ratio', 0):>5.0%} {share(r, 'machine_idle')} {share(r, 'machine_steal')} "
               f"{r.get('voluntary_switches', {}).get('commit', 0) / 1000:>6.1f}")
 
 
